@@ -1,0 +1,39 @@
+"""The root Typer app: ``airvoice --version`` and the command groups."""
+
+from __future__ import annotations
+
+import typer
+
+from airvoice import __version__
+from airvoice.cli.demo import demo
+
+app = typer.Typer(
+    name="airvoice",
+    help="A private, low-latency voice assistant on a GPU you rent.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"airvoice {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """A private, low-latency voice assistant on a GPU you rent."""
+
+
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Entry point of the ``airvoice`` console script."""
+    app()
