@@ -1,0 +1,1 @@
+"""The neural engines, framework-free: they never import pipecat."""

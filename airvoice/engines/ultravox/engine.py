@@ -1,0 +1,467 @@
+"""``UltravoxEngine``: the user's audio plus the conversation so far, streamed into a text reply.
+
+The engine runs its own decoding loop (prefill, then one token at a time) on one worker thread
+shared by every conversation, so that it can reuse each conversation's KV cache, cancel between
+steps, and interleave several conversations' steps on one device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import DynamicCache
+
+from airvoice.config import resolve_device, resolve_dtype
+from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
+from airvoice.engines.ultravox.conversation import (
+    DEFAULT_SYSTEM_PROMPT,
+    AssistantTurn,
+    ChatFormat,
+    Conversation,
+    PromptItem,
+    UserTurn,
+)
+from airvoice.engines.ultravox.loading import (
+    UltravoxFiles,
+    generation_defaults,
+    load_feature_extractor,
+    load_model,
+    load_tokenizer,
+    locate_files,
+)
+from airvoice.engines.ultravox.modeling import UltravoxModel
+from airvoice.engines.ultravox.processor import AudioProcessor, prepare_audio
+from airvoice.engines.ultravox.scheduler import RoundRobinScheduler
+from airvoice.errors import ConversationBusyError
+
+log = logging.getLogger(__name__)
+
+END_OF_TURN_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How replies are sampled. ``temperature=0`` decodes greedily."""
+
+    max_new_tokens: int = 256
+    min_new_tokens: int = 0
+    temperature: float = 0.6
+    top_p: float = 0.9
+    top_k: int = 0
+    seed: int | None = None
+    reuse_kv_cache: bool = True
+    max_audio_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise ValueError("min_new_tokens must be between 0 and max_new_tokens")
+        if self.temperature < 0:
+            raise ValueError("temperature must be 0 (greedy) or more")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k < 0:
+            raise ValueError("top_k must be 0 (off) or more")
+
+
+@dataclass
+class ReplyStats:
+    """What one reply cost: timings (``time.perf_counter`` seconds) and token counts."""
+
+    submitted_at: float = 0.0
+    first_token_at: float | None = None
+    finished_at: float | None = None
+    prompt_tokens: int = 0
+    audio_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    finish_reason: str | None = None
+    submitted_step: int = 0
+    first_token_step: int | None = None
+    first_logits: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        """Seconds from ``respond`` to the first token, if one came."""
+        if self.first_token_at is None:
+            return None
+        return self.first_token_at - self.submitted_at
+
+
+def sample_token(
+    logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator | None
+) -> int:
+    """Pick the next token from one row of logits."""
+    if settings.temperature == 0:
+        return int(torch.argmax(logits))
+    logits = logits.float() / settings.temperature
+    if settings.top_k:
+        kth = torch.topk(logits, min(settings.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if settings.top_p < 1:
+        ordered, order = torch.sort(logits, descending=True)
+        probs = torch.softmax(ordered, dim=-1)
+        # Keep the smallest set whose mass reaches top_p (always the most likely token).
+        drop = probs.cumsum(-1) - probs > settings.top_p
+        logits[order[drop]] = float("-inf")
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _common_prefix(a: list[PromptItem], b: list[PromptItem]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n
+
+
+class ReplyStream(AsyncIterator[str]):
+    """The streamed text of one reply. Iterate it for deltas; ``cancel()`` stops it (barge-in)."""
+
+    def __init__(self, job: _ReplyJob) -> None:
+        self._job = job
+        self._queue: asyncio.Queue[tuple[str, Any]] = job.queue
+        self._ended = False
+        self.text = ""
+
+    @property
+    def stats(self) -> ReplyStats:
+        return self._job.stats
+
+    def __aiter__(self) -> ReplyStream:
+        return self
+
+    async def __anext__(self) -> str:
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            kind, value = await self._queue.get()
+        except BaseException:
+            self.cancel()
+            raise
+        if kind == "delta":
+            self.text += value
+            return value
+        self._ended = True
+        if kind == "error":
+            raise value
+        raise StopAsyncIteration
+
+    def cancel(self) -> None:
+        """Stop generating; the worker drops the reply within one decoding step."""
+        self._job.cancelled = True
+
+    async def aclose(self) -> None:
+        self.cancel()
+        self._ended = True
+
+    async def wait_finished(self) -> ReplyStats:
+        """Wait until the worker has ended the reply (and committed it to the conversation)."""
+        await asyncio.wrap_future(self._job.finished)
+        return self._job.stats
+
+
+class _ReplyJob:
+    """One reply, advanced one step at a time by the scheduler's worker thread."""
+
+    def __init__(
+        self,
+        engine: UltravoxEngine,
+        conversation: Conversation,
+        samples: np.ndarray,
+        settings: GenerationSettings,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.engine = engine
+        self.conversation = conversation
+        self.samples = samples
+        self.settings = settings
+        self.loop = loop
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
+        self.cancelled = False
+        self.stats = ReplyStats(submitted_at=time.perf_counter())
+        self.generator = None
+        if settings.seed is not None:
+            self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        self.user: UserTurn | None = None
+        self.cache: DynamicCache | None = None
+        self.cache_items: list[PromptItem] = []
+        self.generated: list[int] = []
+        self.emitted = ""
+        self.pending_token: int | None = None
+
+    # -- worker thread -------------------------------------------------------------------
+    def step(self) -> bool:
+        with torch.inference_mode():
+            if self.user is None:
+                logits = self._prefill()
+                self.stats.first_logits = logits.float().cpu()
+            else:
+                logits = self._decode()
+            if len(self.generated) < self.settings.min_new_tokens:
+                logits = logits.clone()
+                logits[list(self.engine.stop_ids)] = float("-inf")
+        return self._take(sample_token(logits, self.settings, self.generator))
+
+    def _prefill(self) -> torch.Tensor:
+        engine, conv = self.engine, self.conversation
+        features = engine.processor.features(self.samples)
+        mels = [m.to(engine.device, engine.dtype) for m in features.mel_windows]
+        self.user = UserTurn(engine.model.embed_audio(mels, features.token_counts))
+        items = conv.prompt(engine.chat_format, self.user, reserve=self.settings.max_new_tokens)
+        cache, keep = None, 0
+        if self.settings.reuse_kv_cache and conv.kv_cache is not None:
+            keep = min(_common_prefix(conv.kv_items, items), len(items) - 1)
+            if keep > 0:
+                cache = conv.kv_cache
+                excess = cache.get_seq_length() - keep
+                if excess > 0:
+                    cache.crop(-excess)
+        if cache is None:
+            cache, keep = DynamicCache(config=engine.config.text_config), 0
+        audio = {t.key: t.embeddings for t in conv.turns if isinstance(t, UserTurn)}
+        audio[self.user.key] = self.user.embeddings
+        embeds = engine.embed_items(items[keep:], audio)
+        positions = torch.arange(keep, len(items), device=engine.device)[None]
+        out = engine.model.language_model(
+            inputs_embeds=embeds,
+            past_key_values=cache,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.cache, self.cache_items = cache, list(items)
+        self.stats.prompt_tokens = len(items)
+        self.stats.audio_tokens = self.user.num_tokens
+        self.stats.reused_tokens = keep
+        return out.logits[0, -1]
+
+    def _decode(self) -> torch.Tensor:
+        assert self.pending_token is not None
+        engine = self.engine
+        ids = torch.tensor([[self.pending_token]], device=engine.device)
+        positions = torch.tensor([[len(self.cache_items)]], device=engine.device)
+        out = engine.model.language_model(
+            input_ids=ids, past_key_values=self.cache, position_ids=positions, use_cache=True
+        )
+        self.cache_items.append(self.pending_token)
+        return out.logits[0, -1]
+
+    def _take(self, token: int) -> bool:
+        if self.stats.first_token_at is None:
+            self.stats.first_token_at = time.perf_counter()
+            self.stats.first_token_step = self.engine.decode_steps
+        if token in self.engine.stop_ids:
+            self.stats.finish_reason = "stop"
+            return True
+        self.generated.append(token)
+        self.pending_token = token
+        self.stats.generated_tokens = len(self.generated)
+        text = self.engine.tokenizer.decode(self.generated, skip_special_tokens=True)
+        if (
+            not text.endswith("\ufffd")
+            and text.startswith(self.emitted)
+            and len(text) > len(self.emitted)
+        ):
+            self._emit("delta", text[len(self.emitted) :])
+            self.emitted = text
+        if len(self.generated) >= self.settings.max_new_tokens:
+            self.stats.finish_reason = "length"
+            return True
+        return False
+
+    def finish(self, error: BaseException | None) -> None:
+        conv = self.conversation
+        self.stats.finished_at = time.perf_counter()
+        if self.stats.finish_reason is None:
+            self.stats.finish_reason = "error" if error else "cancelled"
+        if self.user is not None and error is None:
+            reply = AssistantTurn(self.emitted, list(self.generated)) if self.generated else None
+            conv.commit(self.user, reply)
+            if self.settings.reuse_kv_cache:
+                conv.kv_cache, conv.kv_items = self.cache, self.cache_items
+            else:
+                conv.kv_cache, conv.kv_items = None, []
+        elif error is not None:
+            conv.kv_cache, conv.kv_items = None, []  # the cache may be half-written
+        with conv.lock:
+            if conv.active_reply is self:
+                conv.active_reply = None
+        self.cache = None
+        if error is not None:
+            self._emit("error", error)
+        else:
+            self._emit("done", None)
+        self.finished.set_result(self.stats)
+
+    def _emit(self, kind: str, value: Any) -> None:
+        # RuntimeError: the event loop is gone, nobody is listening.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+
+
+class UltravoxEngine:
+    """Ultravox loaded once per process; many conversations share it.
+
+    Create one with :meth:`load`, a conversation with :meth:`new_conversation`, and stream a
+    reply with ``async for delta in engine.respond(conversation, audio): ...``.
+    """
+
+    _loaded: dict[tuple[Any, ...], UltravoxEngine] = {}  # noqa: RUF012
+    _load_lock = threading.Lock()
+
+    def __init__(
+        self,
+        files: UltravoxFiles,
+        model: UltravoxModel,
+        config: UltravoxConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        settings: GenerationSettings | None = None,
+    ) -> None:
+        self.files = files
+        self.model = model
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+        self.tokenizer = load_tokenizer(files)
+        self.chat_format = ChatFormat(self.tokenizer)
+        self.processor = AudioProcessor(load_feature_extractor(files, config), config)
+        defaults = generation_defaults(files)
+        if settings is None:
+            settings = GenerationSettings(
+                temperature=float(defaults.get("temperature", 0.6)),
+                top_p=float(defaults.get("top_p", 0.9)),
+            )
+        self.settings = settings
+        self.stop_ids = self._stop_ids(defaults)
+        self._scheduler = RoundRobinScheduler()
+
+    @classmethod
+    def load(
+        cls,
+        ultravox: str | os.PathLike[str],
+        text_model: str | os.PathLike[str] | None = None,
+        audio_model: str | os.PathLike[str] | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        dtype: str = "auto",
+        settings: GenerationSettings | None = None,
+    ) -> UltravoxEngine:
+        """Load (once per process) from local directories or repo ids in the local HF cache."""
+        files = locate_files(ultravox, text_model, audio_model, cache_dir)
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(torch_device, dtype)
+        key = (files, str(torch_device), torch_dtype, settings)
+        with cls._load_lock:
+            engine = cls._loaded.get(key)
+            if engine is None:
+                model, config = load_model(files, torch_device, torch_dtype)
+                engine = cls(files, model, config, torch_device, torch_dtype, settings)
+                cls._loaded[key] = engine
+            return engine
+
+    def _stop_ids(self, defaults: dict[str, Any]) -> frozenset[int]:
+        eos = defaults.get("eos_token_id")
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        vocab = self.tokenizer.get_vocab()
+        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
+        return frozenset(int(i) for i in ids)
+
+    def new_conversation(
+        self, system_prompt: str = DEFAULT_SYSTEM_PROMPT, max_context_tokens: int | None = None
+    ) -> Conversation:
+        """A fresh conversation; its budget defaults to the model's context, capped at 8192."""
+        if max_context_tokens is None:
+            limit = getattr(self.config.text_config, "max_position_embeddings", 8192)
+            max_context_tokens = min(int(limit), 8192)
+        return Conversation(system_prompt, max_context_tokens, chat_format=self.chat_format)
+
+    def respond(
+        self,
+        conversation: Conversation,
+        audio: np.ndarray,
+        sample_rate: int = SAMPLE_RATE,
+        **overrides: Any,
+    ) -> ReplyStream:
+        """Start a reply to ``audio`` (the user's turn) in ``conversation``.
+
+        Returns at once with a stream of text deltas. Bad audio raises ``AudioInputError`` here.
+        ``overrides`` change :class:`GenerationSettings` fields for this reply only.
+        """
+        settings = replace(self.settings, **overrides) if overrides else self.settings
+        samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
+        loop = asyncio.get_running_loop()
+        job = _ReplyJob(self, conversation, samples, settings, loop)
+        job.stats.submitted_step = self.decode_steps
+        with conversation.lock:
+            active = conversation.active_reply
+            if active is not None and not active.cancelled:
+                raise ConversationBusyError(
+                    "this conversation is still replying; cancel that reply (barge-in) before "
+                    "starting the next one"
+                )
+            conversation.active_reply = job
+        self._scheduler.submit(job)
+        return ReplyStream(job)
+
+    def embed_items(self, items: list[PromptItem], audio: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Input embeddings ``[1, len(items), hidden]``: token embeddings and audio rows."""
+        parts: list[torch.Tensor] = []
+        run: list[int] = []
+
+        def flush() -> None:
+            if run:
+                ids = torch.tensor(run, device=self.device)
+                parts.append(self.model.embed_tokens(ids))
+                run.clear()
+
+        i = 0
+        while i < len(items):
+            item = items[i]
+            if isinstance(item, int):
+                run.append(item)
+                i += 1
+                continue
+            flush()
+            key, start = item
+            end = start
+            while i < len(items) and items[i] == (key, end):
+                end += 1
+                i += 1
+            parts.append(audio[key][start:end].to(self.dtype))
+        flush()
+        return torch.cat(parts, dim=0)[None]
+
+    @property
+    def decode_steps(self) -> int:
+        """Steps the worker has run so far (prefills and decoded tokens of every reply)."""
+        return self._scheduler.steps
+
+    @property
+    def pending_replies(self) -> int:
+        """Replies waiting for or running on the worker."""
+        return self._scheduler.pending
+
+    def close(self) -> None:
+        """Stop the worker thread and forget this engine in the per-process cache."""
+        self._scheduler.close()
+        with self._load_lock:
+            for key, engine in list(self._loaded.items()):
+                if engine is self:
+                    del self._loaded[key]
