@@ -7,6 +7,7 @@ import tempfile
 import time
 import wave
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -30,10 +31,13 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 def demo(
-    audio_in: Path | None = typer.Option(
-        None, "--in", exists=True, dir_okay=False, help="A WAV file to use as the user's turn."
-    ),
-    turns: int = typer.Option(2, min=1, max=20, help="How many turns to run."),
+    audio_in: Annotated[
+        Path | None,
+        typer.Option(
+            "--in", exists=True, dir_okay=False, help="A WAV file to use as the user's turn."
+        ),
+    ] = None,
+    turns: Annotated[int, typer.Option(min=1, max=20, help="How many turns to run.")] = 2,
 ) -> None:
     """Run spoken turns through Ultravox on a tiny random model (no GPU, no download).
 

@@ -1,0 +1,5 @@
+"""``python -m airvoice.cli``."""
+
+from airvoice.cli import main
+
+main()
