@@ -1,0 +1,172 @@
+"""KokoroEngine: text in, 24 kHz speech out, streamed sentence by sentence."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from airvoice.engines.kokoro.backends import (
+    SAMPLE_RATE,
+    BackendName,
+    SynthesisBackend,
+    load_backend,
+)
+from airvoice.engines.kokoro.errors import InvalidSpeedError, ModelFileMissingError
+from airvoice.engines.kokoro.g2p import EnglishG2P
+from airvoice.engines.kokoro.segment import chunk_phonemes, split_sentences
+from airvoice.engines.kokoro.threaded import iterate_in_thread
+from airvoice.engines.kokoro.vocab import encode, normalize
+from airvoice.engines.kokoro.voices import VOICE_SUFFIXES, VoiceLibrary, VoiceSource, style_for
+
+MIN_SPEED = 0.5
+MAX_SPEED = 2.0
+
+
+class KokoroEngine:
+    """Kokoro-82M text-to-speech: English text to 24 kHz mono PCM16, one piece at a time.
+
+    Models, voices and the G2P are loaded once per process and shared by every engine built on
+    the same files, so an engine per session is cheap.
+
+    >>> engine = KokoroEngine("/models/Kokoro-82M")          # doctest: +SKIP
+    >>> async for pcm in engine.stream("Hello there. How are you?", "af_heart"):
+    ...     speaker.write(pcm)                                  # bytes, PCM16 little-endian
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | SynthesisBackend,
+        voices: VoiceSource | Iterable[VoiceSource] | None = None,
+        *,
+        backend: BackendName = "auto",
+        device: str = "auto",
+        dtype: str = "auto",
+        british: bool = False,
+        spacy_model: str | None = None,
+        first_piece_phonemes: int = 100,
+        lookahead: int = 2,
+    ) -> None:
+        """Load (or reuse) the model, the voices and the G2P.
+
+        Args:
+            model: an ``.onnx`` file, a ``.pth`` checkpoint with ``config.json`` beside it, a
+                folder holding either, or a ready ``SynthesisBackend``.
+            voices: ``.pt`` / ``.npz`` / ``.bin`` voice files or folders; by default the
+                ``voices/`` folder or voice banks next to the model.
+            backend: ``auto`` (torch on CUDA, else onnx), ``torch`` or ``onnx``.
+            device, dtype: as in ``airvoice.config``; Kokoro runs in float32.
+            british: British English G2P instead of American.
+            spacy_model: the installed spaCy pipeline misaki tags with (found by default).
+            first_piece_phonemes: a first sentence longer than this starts with its first
+                clause alone, so the first audio leaves sooner.
+            lookahead: pieces synthesized ahead of the consumer while streaming.
+        """
+        if isinstance(model, SynthesisBackend):
+            self.backend = model
+            if voices is None:
+                raise ModelFileMissingError("pass voices= when giving a backend object")
+        else:
+            self.backend = load_backend(model, backend=backend, device=device, dtype=dtype)
+            voices = voices if voices is not None else _voices_near(Path(model))
+        self.voices = VoiceLibrary.shared(voices)
+        self.g2p = EnglishG2P.shared(british=british, spacy_model=spacy_model)
+        self.first_piece_phonemes = first_piece_phonemes
+        self.lookahead = lookahead
+
+    @property
+    def voice_names(self) -> list[str]:
+        """Names of the voices this engine can speak with (blends of them work too)."""
+        return self.voices.names
+
+    def phonemize(self, text: str) -> list[str]:
+        """The phoneme pieces ``text`` is spoken as, in order: one model call each."""
+        return list(self._pieces(text))
+
+    def stream(self, text: str, voice: str, speed: float = 1.0) -> AsyncIterator[bytes]:
+        """Speak ``text``: an async iterator of PCM16LE mono 24 kHz chunks (``bytes``).
+
+        One chunk per sentence (a long first sentence starts with its first clause; a sentence
+        over 510 phonemes is cut at clauses). Synthesis runs in a worker thread; closing the
+        iterator or cancelling its task stops it within one chunk. Empty text yields nothing.
+        The voice and speed are checked here, before anything runs.
+        """
+        pack = self.voices.get(voice)
+        speed = check_speed(speed)
+        if not text or text.isspace():
+            return _nothing()
+        return iterate_in_thread(
+            lambda: self._pcm_chunks(text, pack, speed), self.lookahead, name="kokoro-tts"
+        )
+
+    def synthesize(self, text: str, voice: str, speed: float = 1.0) -> np.ndarray:
+        """All of ``text`` at once, in the calling thread: an int16 array at 24 kHz."""
+        pack = self.voices.get(voice)
+        speed = check_speed(speed)
+        chunks = [np.frombuffer(c, dtype="<i2") for c in self._pcm_chunks(text, pack, speed)]
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+    def synthesize_phonemes(self, phonemes: str, pack: np.ndarray, speed: float) -> np.ndarray:
+        """One model call on a phoneme piece (at most 510 symbols): float32 samples."""
+        tokens = encode(phonemes)
+        if not tokens:
+            return np.zeros(0, dtype=np.float32)
+        return self.backend.synthesize(tokens, style_for(pack, len(tokens)), speed)
+
+    def _pieces(self, text: str) -> Iterator[str]:
+        first = True
+        for sentence in split_sentences(text):
+            phonemes = normalize(self.g2p(sentence))
+            limit = self.first_piece_phonemes if first else None
+            for piece in chunk_phonemes(phonemes, first_piece=limit):
+                first = False
+                yield piece
+
+    def _pcm_chunks(self, text: str, pack: np.ndarray, speed: float) -> Iterator[bytes]:
+        for piece in self._pieces(text):
+            audio = self.synthesize_phonemes(piece, pack, speed)
+            if audio.size:
+                yield to_pcm16(audio).tobytes()
+
+
+def check_speed(speed: float) -> float:
+    """``speed`` as a float when it is within 0.5-2.0, else an error saying so."""
+    try:
+        value = float(speed)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not MIN_SPEED <= value <= MAX_SPEED:
+        raise InvalidSpeedError(
+            f"speed {speed!r} is out of range: use a number from {MIN_SPEED} (half speed) "
+            f"to {MAX_SPEED} (double speed); 1.0 is normal"
+        )
+    return value
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] as little-endian int16 (clipped, rounded; NaN is silence)."""
+    audio = np.nan_to_num(audio, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.rint(np.clip(audio, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing
+
+
+def _voices_near(model: Path) -> list[Path]:
+    folder = model if model.is_dir() else model.parent
+    if (folder / "voices").is_dir():
+        return [folder / "voices"]
+    banks = sorted(p for p in folder.glob("voices*") if p.suffix in VOICE_SUFFIXES)
+    if not banks:
+        raise ModelFileMissingError(
+            f"no voices next to {str(model)!r} (looked for voices/ and voices*.npz|.bin); "
+            "download the voice packs and pass voices=their path"
+        )
+    return banks
