@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,10 +43,48 @@ def resolve_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
     return dtypes[name]
 
 
+DEFAULT_ULTRAVOX = "fixie-ai/ultravox-v0_5-llama-3_1-8b"
+DEFAULT_KOKORO = "hexgrad/Kokoro-82M"
+
+
 class ServerConfig(BaseSettings):
-    """Settings of the voice server, read from ``AIRVOICE_*`` environment variables."""
+    """Settings of ``airvoice serve``; each field is also read from ``AIRVOICE_<NAME>``."""
 
     model_config = SettingsConfigDict(env_prefix="AIRVOICE_", extra="ignore")
 
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    ultravox: str = DEFAULT_ULTRAVOX
+    """Ultravox repo id (looked up in the local HF cache) or a local directory."""
+    text_model: str | None = None
+    """Override of the language model named by the Ultravox config."""
+    audio_model: str | None = None
+    kokoro: str = DEFAULT_KOKORO
+    """Kokoro repo id, directory, ``.pth`` or ``.onnx`` file."""
+    kokoro_voices: str | None = None
+    tts_backend: Literal["auto", "torch", "onnx"] = "auto"
+    cache_dir: str | None = None
+    """The Hugging Face cache (default: ``$HF_HOME/hub``)."""
+    voice: str = "af_heart"
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    system_prompt: str | None = None
     device: DeviceName = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.6, ge=0.0)
+    max_sessions: int = Field(4, ge=1)
+    token: SecretStr | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    idle_shutdown_minutes: float | None = Field(None, gt=0)
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+    ping_interval_seconds: float = Field(20.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    vad_confidence: float = Field(0.7, gt=0, lt=1)
+    vad_start_seconds: float = Field(0.2, gt=0)
+    vad_stop_seconds: float = Field(0.2, gt=0)
+    vad_min_volume: float = Field(0.6, ge=0, le=1)
+    smart_turn: bool = True
+    smart_turn_max_silence_seconds: float = Field(3.0, gt=0)
+    silence_timeout_seconds: float = Field(0.6, gt=0)

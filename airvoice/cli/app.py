@@ -8,6 +8,7 @@ import typer
 
 from airvoice import __version__
 from airvoice.cli.demo import demo
+from airvoice.cli.serve import serve
 
 app = typer.Typer(
     name="airvoice",
@@ -15,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -37,6 +39,7 @@ def root(
 
 
 app.command("demo")(demo)
+app.command("serve")(serve)
 
 
 def main() -> None:

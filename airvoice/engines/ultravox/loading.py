@@ -118,7 +118,9 @@ def weight_files(directory: Path, repo: str | None = None) -> list[Path]:
     return [directory / n for n in names]
 
 
-def _sources(files: UltravoxFiles, config: UltravoxConfig) -> list[tuple[Path, str | None, str]]:
+def weight_sources(
+    files: UltravoxFiles, config: UltravoxConfig
+) -> list[tuple[Path, str | None, str]]:
     """(directory, repo id, role) in load order; later sources override earlier ones."""
     sources: list[tuple[Path, str | None, str]] = []
     if files.text_model_dir != files.ultravox_dir:
@@ -154,7 +156,7 @@ def load_weights(model: UltravoxModel, files: UltravoxFiles) -> None:
         required.discard("language_model.lm_head.weight")
     loaded: set[str] = set()
     unexpected: list[str] = []
-    for directory, repo, role in _sources(files, model.config):
+    for directory, repo, role in weight_sources(files, model.config):
         for path in weight_files(directory, repo):
             with safe_open(str(path), framework="pt", device="cpu") as f:
                 for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
@@ -191,6 +193,18 @@ def load_weights(model: UltravoxModel, files: UltravoxFiles) -> None:
         model.language_model.tie_weights()
 
 
+def check_files(files: UltravoxFiles) -> UltravoxConfig:
+    """Check, before anything large is allocated, that every file to load is on disk."""
+    config = read_config(files)
+    for directory, repo, _ in weight_sources(files, config):
+        weight_files(directory, repo)
+    if not any(
+        (d / "tokenizer.json").is_file() for d in (files.ultravox_dir, files.text_model_dir)
+    ):
+        raise ModelFilesMissingError(["tokenizer.json"], config.text_model_id)
+    return config
+
+
 def build_model(
     config: UltravoxConfig, device: torch.device, dtype: torch.dtype, *, init: bool = False
 ) -> UltravoxModel:
@@ -216,10 +230,7 @@ def load_model(
     files: UltravoxFiles, device: torch.device, dtype: torch.dtype
 ) -> tuple[UltravoxModel, UltravoxConfig]:
     """Build the model from its configs and load every weight from the local files."""
-    config = read_config(files)
-    # Check the weight files exist before allocating a model that may be large.
-    for directory, repo, _ in _sources(files, config):
-        weight_files(directory, repo)
+    config = check_files(files)
     model = build_model(config, device, dtype)
     load_weights(model, files)
     log.info("loaded Ultravox from %s on %s (%s)", files.ultravox_dir, device, dtype)

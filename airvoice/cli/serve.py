@@ -1,0 +1,218 @@
+"""``airvoice serve``: the voice server, offline, on the weights already on disk."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+console = Console(stderr=True)
+
+_PANEL_MODELS = "Models"
+_PANEL_VOICE = "Voice and replies"
+_PANEL_SERVER = "Server"
+_PANEL_TURNS = "Turn-taking"
+
+
+def serve(
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on [default: 127.0.0.1; 0.0.0.0 inside a pod].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [default: 8000].", rich_help_panel=_PANEL_SERVER)
+    ] = None,
+    ultravox: Annotated[
+        str | None,
+        typer.Option(
+            help="Ultravox repo id (in the local HF cache) or directory.",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = None,
+    text_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Language model repo id or directory, instead of the one Ultravox names.",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = None,
+    kokoro: Annotated[
+        str | None,
+        typer.Option(
+            help="Kokoro repo id, directory, .pth or .onnx file.", rich_help_panel=_PANEL_MODELS
+        ),
+    ] = None,
+    kokoro_voices: Annotated[
+        str | None,
+        typer.Option(
+            help="Voice packs (.pt folder or .npz bank), if not beside the model.",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Hugging Face cache (default $HF_HOME/hub).", rich_help_panel=_PANEL_MODELS
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(help="auto (CUDA if present), cuda or cpu.", rich_help_panel=_PANEL_MODELS),
+    ] = None,
+    voice: Annotated[
+        str | None,
+        typer.Option(
+            help="Default Kokoro voice (a blend like 'af_heart:0.7,af_bella:0.3' works).",
+            rich_help_panel=_PANEL_VOICE,
+        ),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5, max=2.0, help="Default speaking speed.", rich_help_panel=_PANEL_VOICE
+        ),
+    ] = None,
+    system_prompt: Annotated[
+        str | None, typer.Option(help="The assistant's instructions.", rich_help_panel=_PANEL_VOICE)
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option(min=1, help="Longest reply, in tokens.", rich_help_panel=_PANEL_VOICE),
+    ] = None,
+    max_sessions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Sessions at once; the next is refused with close code 1008.",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Session token clients must present [default: AIRVOICE_TOKEN, or a new one].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    ssl_certfile: Annotated[
+        str | None,
+        typer.Option(help="TLS certificate, for a direct wss://.", rich_help_panel=_PANEL_SERVER),
+    ] = None,
+    ssl_keyfile: Annotated[
+        str | None, typer.Option(help="TLS private key.", rich_help_panel=_PANEL_SERVER)
+    ] = None,
+    idle_shutdown: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Exit after this many minutes with no session.",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    smart_turn: Annotated[
+        bool | None,
+        typer.Option(
+            help="End turns with Smart Turn v3 (else on silence).", rich_help_panel=_PANEL_TURNS
+        ),
+    ] = None,
+    vad_confidence: Annotated[
+        float | None,
+        typer.Option(help="Silero VAD speech confidence (0-1).", rich_help_panel=_PANEL_TURNS),
+    ] = None,
+    silence_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Without Smart Turn: seconds of silence that end a turn.",
+            rich_help_panel=_PANEL_TURNS,
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error.", rich_help_panel=_PANEL_SERVER),
+    ] = None,
+) -> None:
+    """Run the voice server: WebSocket /ws, /health, /metrics and the web page at /.
+
+    Runs offline (HF_HUB_OFFLINE=1) on weights already cached; refuses to start, listing what is
+    missing, when a model file is absent. Every option is also read from `AIRVOICE_<OPTION>`.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from pydantic import ValidationError
+
+    from airvoice.config import ServerConfig
+
+    given = {
+        "host": host,
+        "port": port,
+        "ultravox": ultravox,
+        "text_model": text_model,
+        "kokoro": kokoro,
+        "kokoro_voices": kokoro_voices,
+        "cache_dir": cache_dir,
+        "device": device,
+        "voice": voice,
+        "speed": speed,
+        "system_prompt": system_prompt,
+        "max_new_tokens": max_new_tokens,
+        "max_sessions": max_sessions,
+        "token": token,
+        "ssl_certfile": ssl_certfile,
+        "ssl_keyfile": ssl_keyfile,
+        "idle_shutdown_minutes": idle_shutdown,
+        "smart_turn": smart_turn,
+        "vad_confidence": vad_confidence,
+        "silence_timeout_seconds": silence_timeout,
+        "log_level": log_level,
+    }
+    try:
+        config = ServerConfig(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        console.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if bool(config.ssl_certfile) != bool(config.ssl_keyfile):
+        console.print(
+            "[red]--ssl-certfile and --ssl-keyfile go together: give both or neither.[/red]"
+        )
+        raise typer.Exit(2)
+    logging.basicConfig(
+        level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+
+    try:
+        from airvoice.server.engines import check_models, load_engines
+    except ImportError as exc:
+        console.print(
+            f"[red]The server is not installed ({exc.name} is missing).[/red] "
+            "Install it with: pip install 'airvoice[server]'"
+        )
+        raise typer.Exit(1) from exc
+    missing = check_models(config)
+    if missing is not None:
+        console.print(Text(missing.message(), style="red"))
+        raise typer.Exit(1)
+    with console.status("loading the models..."):
+        engines = load_engines(config)
+
+    from airvoice.server.app import create_app
+    from airvoice.server.run import AirvoiceServer, uvicorn_config
+
+    app = create_app(config, engines)
+    state = app.state.airvoice
+    scheme = "wss" if config.ssl_certfile else "ws"
+    shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    console.print(f"airvoice is listening on {scheme}://{shown_host}:{config.port}/ws")
+    if config.token is None:
+        # Printed once, to the terminal only (never to the logs).
+        console.print(f"session token: {state.token}", highlight=False)
+    server = AirvoiceServer(uvicorn_config(app, config))
+    server.run()
+    sys.exit(0)

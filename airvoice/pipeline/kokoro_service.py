@@ -1,0 +1,50 @@
+"""``KokoroTTSService``: a Pipecat TTS service over the shared Kokoro engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.services.settings import TTSSettings
+from pipecat.services.tts_service import TTSService
+
+from airvoice.engines.kokoro import KokoroEngine
+from airvoice.engines.kokoro.engine import check_speed
+from airvoice.errors import AirvoiceError
+
+
+class KokoroTTSService(TTSService):
+    """Speaks each sentence of the reply with Kokoro-82M; voice and speed are per session."""
+
+    def __init__(self, engine: KokoroEngine, voice: str, speed: float = 1.0, **kwargs: Any) -> None:
+        engine.voices.get(voice)  # an unknown voice fails here, with the names that exist
+        super().__init__(
+            push_start_frame=True,
+            push_stop_frames=True,
+            sample_rate=engine.sample_rate,
+            settings=TTSSettings(model="kokoro-82m", voice=voice, language=None),
+            **kwargs,
+        )
+        self.engine = engine
+        self.voice = voice
+        self.speed = check_speed(speed)
+
+    def can_generate_metrics(self) -> bool:
+        return True
+
+    async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
+        try:
+            stream = self.engine.stream(text, self.voice, self.speed)
+        except AirvoiceError as exc:
+            yield ErrorFrame(error=f"could not speak that sentence: {exc}")
+            return
+        await self.start_tts_usage_metrics(text)
+        try:
+            async for pcm in stream:
+                await self.stop_ttfb_metrics()
+                yield TTSAudioRawFrame(pcm, self.engine.sample_rate, 1, context_id=context_id)
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()

@@ -1,0 +1,209 @@
+"""The FastAPI app: ``/ws`` (voice sessions), ``/health``, ``/metrics`` and ``/``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from airvoice.config import ServerConfig
+from airvoice.server.auth import (
+    UNAUTHORIZED_CLOSE_CODE,
+    credentials_from,
+    generate_token,
+    token_matches,
+)
+from airvoice.server.metrics import ServerMetrics
+from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
+
+log = logging.getLogger(__name__)
+
+TRY_AGAIN_LATER = 1013
+BAD_SETTINGS_CLOSE_CODE = 4400
+
+
+@dataclass
+class ServerState:
+    """What the app shares between requests."""
+
+    config: ServerConfig
+    token: str
+    engines: Any = None
+    load_error: str | None = None
+    slots: SessionSlots = field(init=False)
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    sessions: set[Any] = field(default_factory=set)
+    draining: bool = False
+    request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
+
+    def __post_init__(self) -> None:
+        self.slots = SessionSlots(self.config.max_sessions)
+
+    async def drain(self) -> None:
+        """Refuse new sessions, let live turns finish, close every session with 1001."""
+        self.draining = True
+        grace = self.config.shutdown_grace_seconds
+        await asyncio.gather(*(s.drain(grace) for s in list(self.sessions)))
+
+
+PLACEHOLDER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>airvoice</title></head>
+<body><h1>airvoice</h1><p>The voice server is running. Connect a client to
+<code>/ws</code> with your session token (for example <code>airvoice talk</code>).</p>
+</body></html>"""
+
+
+def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
+    """The server app. ``engines`` (an ``airvoice.pipeline.Engines``) are loaded at startup
+    from ``config`` unless given."""
+    token = config.token.get_secret_value() if config.token else generate_token()
+    state = ServerState(config=config, token=token, engines=engines)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if state.engines is None:
+            from airvoice.server.engines import load_engines
+
+            try:
+                state.engines = await asyncio.to_thread(load_engines, config)
+            except Exception as exc:
+                state.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("could not load the models: %s", state.load_error)
+        watcher = None
+        if config.idle_shutdown_minutes:
+            watcher = asyncio.create_task(_idle_shutdown(state, 60 * config.idle_shutdown_minutes))
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if state.sessions:
+                await state.drain()
+
+    app = FastAPI(title="airvoice", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.airvoice = state
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        body: dict[str, Any] = {
+            "sessions": state.slots.active,
+            "max_sessions": state.slots.limit,
+        }
+        if state.engines is None:
+            reason = state.load_error or "the models are still loading"
+            return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
+        if state.draining:
+            return JSONResponse({"status": "unavailable", "reason": "shutting down", **body}, 503)
+        if state.slots.free == 0:
+            reason = "every session slot is taken"
+            return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
+        return JSONResponse({"status": "ok", **body})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        state.metrics.active_sessions.set(state.slots.active)
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(PLACEHOLDER_PAGE)
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await _serve_session(state, websocket)
+
+    return app
+
+
+async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reason: str) -> None:
+    await websocket.accept(subprotocol=subprotocol)
+    await websocket.close(code, reason)
+
+
+async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
+    from airvoice.server.session import Session
+
+    offered = list(websocket.scope.get("subprotocols") or [])
+    creds = credentials_from(websocket.headers, websocket.query_params, offered)
+    metrics = state.metrics
+    if not token_matches(creds.token, state.token):
+        metrics.refused.labels("token").inc()
+        reason = "missing or wrong token: pass ?token=, a Bearer header or subprotocol token.<T>"
+        await _refuse(websocket, creds.subprotocol, UNAUTHORIZED_CLOSE_CODE, reason)
+        return
+    if state.draining:
+        metrics.refused.labels("shutdown").inc()
+        await _refuse(websocket, creds.subprotocol, 1001, "the server is shutting down")
+        return
+    if state.engines is None:
+        metrics.refused.labels("loading").inc()
+        reason = "the models are not loaded (see /health); try again in a minute"
+        await _refuse(websocket, creds.subprotocol, TRY_AGAIN_LATER, reason)
+        return
+    try:
+        settings = _session_settings(state.config, state.engines, websocket.query_params)
+    except ValueError as exc:
+        metrics.refused.labels("settings").inc()
+        await _refuse(websocket, creds.subprotocol, BAD_SETTINGS_CLOSE_CODE, str(exc)[:120])
+        return
+    if not state.slots.try_acquire():
+        metrics.refused.labels("full").inc()
+        reason = f"server full: {state.slots.limit} sessions open; try again later"
+        await _refuse(websocket, creds.subprotocol, FULL_CLOSE_CODE, reason)
+        return
+    session = None
+    try:
+        metrics.sessions.inc()
+        await websocket.accept(subprotocol=creds.subprotocol)
+        session = Session(websocket, state.engines, settings, metrics)
+        state.sessions.add(session)
+        await session.run()
+    finally:
+        if session is not None:
+            state.sessions.discard(session)
+        state.slots.release()
+
+
+def _session_settings(config: ServerConfig, engines: Any, query: Any) -> Any:
+    """Per-session voice and speed from the query string, over the server's defaults."""
+    from airvoice.engines.kokoro.engine import check_speed
+    from airvoice.errors import AirvoiceError
+    from airvoice.pipeline import SessionSettings, TurnSettings
+
+    voice = query.get("voice") or config.voice
+    try:
+        engines.kokoro.voices.get(voice)
+        speed = check_speed(query.get("speed", config.speed))
+    except AirvoiceError as exc:
+        raise ValueError(str(exc)) from exc
+    turns = TurnSettings(
+        vad_confidence=config.vad_confidence,
+        vad_start_seconds=config.vad_start_seconds,
+        vad_stop_seconds=config.vad_stop_seconds,
+        vad_min_volume=config.vad_min_volume,
+        smart_turn=config.smart_turn,
+        smart_turn_max_silence_seconds=config.smart_turn_max_silence_seconds,
+        silence_timeout_seconds=config.silence_timeout_seconds,
+    )
+    extra = {"system_prompt": config.system_prompt} if config.system_prompt else {}
+    return SessionSettings(voice=voice, speed=speed, turns=turns, **extra)
+
+
+async def _idle_shutdown(state: ServerState, limit_seconds: float) -> None:
+    """Exit when no session has been open for ``limit_seconds``."""
+    while True:
+        idle = state.slots.idle_seconds()
+        if state.slots.active == 0 and idle >= limit_seconds:
+            log.info("no session for %.0f s: shutting down (idle shutdown)", idle)
+            state.request_exit()
+            return
+        await state.slots.wait_changed(max(0.05, limit_seconds - idle))

@@ -1,0 +1,77 @@
+"""Load the shared engines for the server, offline, after checking every file is there."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airvoice.config import ServerConfig
+from airvoice.errors import AirvoiceError
+
+
+@dataclass(frozen=True)
+class MissingModels:
+    """What is missing, and the command that fetches it."""
+
+    problems: list[str]
+
+    def message(self) -> str:
+        listing = "\n".join(f"* {p}" for p in self.problems)
+        return f"the server cannot start, model files are missing:\n{listing}"
+
+
+def check_models(config: ServerConfig) -> MissingModels | None:
+    """Verify, offline, that every file the engines load is on disk."""
+    from airvoice.engines.ultravox.loading import check_files, locate_files
+
+    problems: list[str] = []
+    try:
+        check_files(
+            locate_files(config.ultravox, config.text_model, config.audio_model, config.cache_dir)
+        )
+    except AirvoiceError as exc:
+        problems.append(f"Ultravox: {exc}")
+    try:
+        kokoro_path(config)
+    except AirvoiceError as exc:
+        problems.append(f"Kokoro: {exc}")
+    return MissingModels(problems) if problems else None
+
+
+def kokoro_path(config: ServerConfig) -> Path:
+    """The Kokoro model path: a local path as given, or the repo's snapshot in the HF cache."""
+    from airvoice.engines.ultravox.loading import resolve_repo
+
+    path = Path(config.kokoro).expanduser()
+    if path.exists():
+        return path
+    return resolve_repo(config.kokoro, config.cache_dir)
+
+
+def load_engines(config: ServerConfig):  # noqa: ANN201 (Engines imports pipecat)
+    """Load Ultravox and Kokoro once for the whole process."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from airvoice.engines.kokoro import KokoroEngine
+    from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
+    from airvoice.pipeline import Engines
+
+    settings = GenerationSettings(
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature
+    )
+    ultravox = UltravoxEngine.load(
+        config.ultravox,
+        config.text_model,
+        config.audio_model,
+        cache_dir=config.cache_dir,
+        device=config.device,
+        dtype=config.dtype,
+        settings=settings,
+    )
+    kokoro = KokoroEngine(
+        kokoro_path(config),
+        config.kokoro_voices,
+        backend=config.tts_backend,
+        device=config.device,
+    )
+    return Engines(ultravox, kokoro)

@@ -1,0 +1,114 @@
+"""Prometheus metrics, and the observer that times each turn as the user lives it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.observers.base_observer import BaseObserver, FramePushed
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from airvoice.engines.ultravox import ReplyStats
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class ServerMetrics:
+    """The server's metrics, in a registry of its own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.active_sessions = Gauge("airvoice_active_sessions", "Open sessions.", registry=r)
+        self.sessions = Counter("airvoice_sessions", "Sessions accepted.", registry=r)
+        self.refused = Counter(
+            "airvoice_sessions_refused", "Connections refused.", ["reason"], registry=r
+        )
+        self.turns = Counter("airvoice_turns", "User turns answered.", registry=r)
+        self.bad_messages = Counter(
+            "airvoice_bad_client_messages", "Client messages dropped as malformed.", registry=r
+        )
+        self.turn_to_first_audio = Histogram(
+            "airvoice_turn_end_to_first_audio_seconds",
+            "From the end of the user's turn to the first bot audio sent.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_token = Histogram(
+            "airvoice_llm_time_to_first_token_seconds",
+            "From the user's turn to Ultravox's first token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.time_to_first_tts_audio = Histogram(
+            "airvoice_tts_time_to_first_audio_seconds",
+            "From the reply's first text to Kokoro's first audio.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    async def observe_reply(self, stats: ReplyStats) -> None:
+        self.turns.inc()
+        if stats.time_to_first_token is not None:
+            self.time_to_first_token.observe(stats.time_to_first_token)
+
+
+class TurnLatencyObserver(BaseObserver):
+    """Times each turn: turn end -> first LLM text -> first TTS audio -> first audio sent."""
+
+    def __init__(
+        self,
+        metrics: ServerMetrics,
+        report: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.metrics = metrics
+        self.report = report
+        self.turn_ended: float | None = None
+        self.first_text: float | None = None
+        self.first_tts: float | None = None
+        self.bot_speaking = False
+        self.last: dict[str, Any] | None = None
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        now = time.perf_counter()
+        if isinstance(frame, BotStartedSpeakingFrame):
+            self.bot_speaking = True
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            self.bot_speaking = False
+        if isinstance(frame, UserStoppedSpeakingFrame):
+            if self.turn_ended is None:
+                self.turn_ended, self.first_text, self.first_tts = now, None, None
+        elif self.turn_ended is None:
+            return
+        elif isinstance(frame, LLMTextFrame) and self.first_text is None:
+            self.first_text = now
+        elif isinstance(frame, TTSAudioRawFrame) and self.first_tts is None:
+            self.first_tts = now
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            await self._turn_done(now)
+
+    async def _turn_done(self, now: float) -> None:
+        assert self.turn_ended is not None
+        total = now - self.turn_ended
+        self.metrics.turn_to_first_audio.observe(total)
+        breakdown: dict[str, Any] = {"turn_end_to_first_audio_ms": round(1000 * total, 1)}
+        if self.first_text is not None:
+            breakdown["llm_first_text_ms"] = round(1000 * (self.first_text - self.turn_ended), 1)
+            if self.first_tts is not None:
+                tts = self.first_tts - self.first_text
+                self.metrics.time_to_first_tts_audio.observe(tts)
+                breakdown["tts_first_audio_ms"] = round(1000 * tts, 1)
+        self.turn_ended = None
+        self.last = breakdown
+        if self.report is not None:
+            await self.report(breakdown)
