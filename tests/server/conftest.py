@@ -5,16 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
+from server_helpers import VOICE
 
-from airvoice.config import ServerConfig
 from airvoice.engines.kokoro import KokoroEngine
 from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
 from airvoice.pipeline import Engines
 from airvoice.testing.kokoro import build_kokoro_onnx
 from airvoice.testing.ultravox import build_tiny_ultravox
-
-TOKEN = "test-token-0123456789"
-VOICE = "jm_kumo"
 
 
 @pytest.fixture(scope="session")
@@ -35,30 +32,3 @@ def speech16(engines) -> np.ndarray:
     return np.clip(soxr.resample(pcm24.astype(np.float32), 24000, 16000), -32768, 32767).astype(
         np.int16
     )
-
-
-def server_config(**overrides) -> ServerConfig:
-    base = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "token": TOKEN,
-        "voice": VOICE,
-        "smart_turn": False,
-        "silence_timeout_seconds": 0.6,
-        "max_sessions": 2,
-        "shutdown_grace_seconds": 3.0,
-    }
-    base.update(overrides)
-    return ServerConfig(**base)
-
-
-def ws_url(server, token: str | None = TOKEN, **query) -> str:
-    from urllib.parse import urlencode
-
-    from airvoice.server.run import bound_port
-
-    params = dict(query)
-    if token is not None:
-        params["token"] = token
-    suffix = f"?{urlencode(params)}" if params else ""
-    return f"ws://127.0.0.1:{bound_port(server)}/ws{suffix}"

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 import websockets
-from conftest import server_config, ws_url
+from server_helpers import server_config, ws_url
 
 from airvoice import protocol
 from airvoice.server.app import create_app

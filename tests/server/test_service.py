@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 import websockets
-from conftest import server_config, ws_url
+from server_helpers import server_config, ws_url
 from typer.testing import CliRunner
 
 from airvoice.cli import app as cli_app

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import websockets
-from conftest import TOKEN, server_config, ws_url
+from server_helpers import TOKEN, server_config, ws_url
 
 from airvoice.engines.ultravox.conversation import UserTurn
 from airvoice.server.app import create_app

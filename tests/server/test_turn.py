@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import server_config, ws_url
+from server_helpers import server_config, ws_url
 
 from airvoice.engines.ultravox.conversation import AssistantTurn, UserTurn
 from airvoice.server.app import create_app
