@@ -20,6 +20,7 @@ from pipecat.frames.frames import (
     EndFrame,
     Frame,
     InputAudioRawFrame,
+    LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMServiceMetadataFrame,
@@ -107,7 +108,16 @@ class UltravoxWithContextService(LLMService):
             audio, self._turn = bytes(self._turn), None
             await self.queue_frame(UserAudioTurnFrame(audio=audio, sample_rate=self.sample_rate))
         elif isinstance(frame, UserAudioTurnFrame):
-            await self._respond(frame)
+            samples = np.frombuffer(frame.audio[: len(frame.audio) // 2 * 2], dtype="<i2")
+            await self._respond(
+                lambda: self.engine.respond(self.conversation, samples, frame.sample_rate)
+            )
+            return
+        elif isinstance(frame, LLMContextFrame):
+            # A typed turn (RTVI send-text): the aggregator appended it to the context.
+            text = _last_user_text(frame.context.get_messages())
+            if text:
+                await self._respond(lambda: self.engine.respond_text(self.conversation, text))
             return
         elif isinstance(frame, (EndFrame, CancelFrame)):
             self._cancel_reply()
@@ -120,10 +130,9 @@ class UltravoxWithContextService(LLMService):
         elif len(self._turn) < self._max_bytes:
             self._turn += audio[: self._max_bytes - len(self._turn)]
 
-    async def _respond(self, turn: UserAudioTurnFrame) -> None:
-        samples = np.frombuffer(turn.audio[: len(turn.audio) // 2 * 2], dtype="<i2")
+    async def _respond(self, start: Callable[[], ReplyStream]) -> None:
         try:
-            stream = self.engine.respond(self.conversation, samples, turn.sample_rate)
+            stream = start()
         except AirvoiceError as exc:
             await self.push_error(f"could not answer that turn: {exc}")
             return
@@ -173,3 +182,17 @@ class UltravoxWithContextService(LLMService):
             return True
         except TimeoutError:
             return False
+
+
+def _last_user_text(messages: list[Any]) -> str | None:
+    """The text of the last user message of a Pipecat context, if it is text."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content.strip() or None
+            if isinstance(content, list):
+                parts = [p.get("text", "") for p in content if isinstance(p, dict)]
+                return " ".join(p for p in parts if p).strip() or None
+            return None
+    return None

@@ -62,6 +62,7 @@ class Session:
         )
         self.serializer.report = self._report_bad_input
         self.transport.event_handler("on_client_disconnected")(self._on_disconnected)
+        self.worker.rtvi.event_handler("on_client_message")(self._on_client_message)
 
     @property
     def conversation(self) -> Any:
@@ -78,6 +79,15 @@ class Session:
 
     async def _on_disconnected(self, *_: Any) -> None:
         await self.worker.cancel()
+
+    async def _on_client_message(self, rtvi: Any, message: Any) -> None:
+        if message.type == "reset":
+            self.built.llm.conversation.reset()
+            await rtvi.send_server_response(message, {"reset": True})
+        else:
+            await rtvi.send_error_response(
+                message, f"unknown client message {message.type!r}; airvoice knows 'reset'"
+            )
 
     async def _send_latency(self, breakdown: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):

@@ -136,3 +136,41 @@ async def test_idle_shutdown_exits_when_nobody_connects(engines):
             assert time.perf_counter() < deadline, "idle shutdown did not happen"
             await asyncio.sleep(0.05)
     assert time.perf_counter() - started > 1.5
+
+
+async def test_direct_wss_with_tls_files(engines, tmp_path):
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    config = server_config(ssl_certfile=str(cert), ssl_keyfile=str(key))
+    async with running_server(create_app(config, engines), config) as server:
+        context = ssl.create_default_context(cafile=str(cert))
+        url = ws_url(server).replace("ws://", "wss://")
+        async with WireClient.connect(url, ssl=context) as client:
+            assert client.received.rtvi("bot-ready")
+        with pytest.raises((ssl.SSLError, OSError)):
+            async with websockets.connect(url, ssl=ssl.create_default_context()):
+                pass  # an untrusted certificate is refused by the client

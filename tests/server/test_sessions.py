@@ -132,3 +132,32 @@ async def test_disconnect_mid_reply_frees_the_slot(engines, speech16):
             assert time.perf_counter() - left < 1.0, "slot not freed within 1 s"
             await asyncio.sleep(0.01)
         assert not app.state.airvoice.sessions
+
+
+async def test_typed_text_turn_and_reset(engines):
+    from airvoice import protocol
+    from airvoice.engines.ultravox.conversation import UserTextTurn
+
+    config = server_config()
+    app = create_app(config, engines)
+    async with running_server(app, config) as server:
+        async with WireClient.connect(ws_url(server)) as client:
+            await client.send(
+                protocol.rtvi(
+                    "send-text",
+                    {"content": "What time is it?", "options": {"run_immediately": True}},
+                )
+            )
+            await client.wait_for_rtvi("bot-llm-stopped", timeout=20)
+            (session,) = app.state.airvoice.sessions
+            turns = list(session.conversation.turns)
+            assert isinstance(turns[0], UserTextTurn) and turns[0].text == "What time is it?"
+            assert client.received.bot_text()
+            mark = time.perf_counter()
+            await client.send(protocol.rtvi("client-message", {"t": "reset", "d": {}}))
+            response = await client.wait_for_rtvi("server-response", timeout=5, after=mark)
+            assert response["data"]["d"] == {"reset": True}
+            assert session.conversation.turns == []
+            await client.send(protocol.rtvi("client-message", {"t": "dance", "d": {}}))
+            error = await client.wait_for_rtvi("error-response", timeout=5)
+            assert "dance" in error["data"]["error"]

@@ -239,3 +239,21 @@ def test_sampling_settings():
     ):
         with pytest.raises(ValueError):
             GenerationSettings(**bad)
+
+
+async def test_typed_turns_join_the_same_history(engine):
+    from airvoice.engines.ultravox.conversation import UserTextTurn
+
+    conversation = engine.new_conversation()
+    await _reply(engine, conversation, speechlike(1.0), max_new_tokens=4, min_new_tokens=4)
+    stream = engine.respond_text(
+        conversation, "What time is it in Tokyo?", max_new_tokens=4, min_new_tokens=4
+    )
+    deltas = [d async for d in stream]
+    stats = await stream.wait_finished()
+    assert deltas and stats.audio_tokens == 0 and stats.reused_tokens > 0
+    typed = conversation.turns[2]
+    assert isinstance(typed, UserTextTurn) and typed.text == "What time is it in Tokyo?"
+    assert engine.tokenizer.decode(typed.token_ids) == typed.text
+    with pytest.raises(AudioInputError, match="empty"):
+        engine.respond_text(conversation, "   ")

@@ -42,6 +42,14 @@ class UserTurn:
 
 
 @dataclass
+class UserTextTurn:
+    """A user turn typed rather than spoken, as token ids."""
+
+    text: str
+    token_ids: list[int]
+
+
+@dataclass
 class AssistantTurn:
     """An assistant turn, as the text that was spoken (and its token ids)."""
 
@@ -49,7 +57,7 @@ class AssistantTurn:
     token_ids: list[int]
 
 
-Turn = UserTurn | AssistantTurn
+Turn = UserTurn | UserTextTurn | AssistantTurn
 
 
 class ContextOverflowError(ValueError):
@@ -86,7 +94,8 @@ class ChatFormat:
         if isinstance(turn, UserTurn):
             audio: list[PromptItem] = [(turn.key, i) for i in range(turn.num_tokens)]
             return [*self.header("user"), *audio, self.eot_id]
-        return [*self.header("assistant"), *turn.token_ids, self.eot_id]
+        role = "user" if isinstance(turn, UserTextTurn) else "assistant"
+        return [*self.header(role), *turn.token_ids, self.eot_id]
 
 
 class Conversation:
@@ -125,7 +134,7 @@ class Conversation:
 
     @property
     def num_user_turns(self) -> int:
-        return sum(isinstance(t, UserTurn) for t in self.turns)
+        return sum(isinstance(t, UserTurn | UserTextTurn) for t in self.turns)
 
     def set_last_assistant_text(self, text: str) -> None:
         """Replace the last assistant turn by what was actually heard (empty text drops it)."""
@@ -139,7 +148,9 @@ class Conversation:
             else:
                 self.turns.pop()
 
-    def prompt(self, fmt: ChatFormat, new_turn: UserTurn, reserve: int) -> list[PromptItem]:
+    def prompt(
+        self, fmt: ChatFormat, new_turn: UserTurn | UserTextTurn, reserve: int
+    ) -> list[PromptItem]:
         """Prompt positions for a reply to ``new_turn``, dropping the oldest turns to fit.
 
         ``reserve`` positions are kept free for the reply. Dropped turns are gone for good.
@@ -162,13 +173,14 @@ class Conversation:
                 used -= len(rendered[drop])
                 drop += 1
                 while drop < len(self.turns) and isinstance(self.turns[drop], AssistantTurn):
+                    # (an assistant turn belongs to the user turn before it)
                     used -= len(rendered[drop])
                     drop += 1
             del self.turns[:drop]
             rendered = rendered[drop:]
         return [*system, *(i for r in rendered for i in r), *tail]
 
-    def commit(self, user: UserTurn, reply: AssistantTurn | None) -> None:
+    def commit(self, user: UserTurn | UserTextTurn, reply: AssistantTurn | None) -> None:
         """Record a finished exchange."""
         with self.lock:
             self.turns.append(user)

@@ -30,6 +30,7 @@ from airvoice.engines.ultravox.conversation import (
     ChatFormat,
     Conversation,
     PromptItem,
+    UserTextTurn,
     UserTurn,
 )
 from airvoice.engines.ultravox.loading import (
@@ -43,7 +44,7 @@ from airvoice.engines.ultravox.loading import (
 from airvoice.engines.ultravox.modeling import UltravoxModel
 from airvoice.engines.ultravox.processor import AudioProcessor, prepare_audio
 from airvoice.engines.ultravox.scheduler import RoundRobinScheduler
-from airvoice.errors import ConversationBusyError
+from airvoice.errors import AudioInputError, ConversationBusyError
 
 log = logging.getLogger(__name__)
 
@@ -181,13 +182,13 @@ class _ReplyJob:
         self,
         engine: UltravoxEngine,
         conversation: Conversation,
-        samples: np.ndarray,
+        user_input: np.ndarray | str,
         settings: GenerationSettings,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.engine = engine
         self.conversation = conversation
-        self.samples = samples
+        self.user_input = user_input
         self.settings = settings
         self.loop = loop
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -197,7 +198,7 @@ class _ReplyJob:
         self.generator = None
         if settings.seed is not None:
             self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-        self.user: UserTurn | None = None
+        self.user: UserTurn | UserTextTurn | None = None
         self.cache: DynamicCache | None = None
         self.cache_items: list[PromptItem] = []
         self.generated: list[int] = []
@@ -219,9 +220,12 @@ class _ReplyJob:
 
     def _prefill(self) -> torch.Tensor:
         engine, conv = self.engine, self.conversation
-        features = engine.processor.features(self.samples)
-        mels = [m.to(engine.device, engine.dtype) for m in features.mel_windows]
-        self.user = UserTurn(engine.model.embed_audio(mels, features.token_counts))
+        if isinstance(self.user_input, str):
+            self.user = UserTextTurn(self.user_input, engine.chat_format.encode(self.user_input))
+        else:
+            features = engine.processor.features(self.user_input)
+            mels = [m.to(engine.device, engine.dtype) for m in features.mel_windows]
+            self.user = UserTurn(engine.model.embed_audio(mels, features.token_counts))
         items = conv.prompt(engine.chat_format, self.user, reserve=self.settings.max_new_tokens)
         cache, keep = None, 0
         if self.settings.reuse_kv_cache and conv.kv_cache is not None:
@@ -234,7 +238,8 @@ class _ReplyJob:
         if cache is None:
             cache, keep = DynamicCache(config=engine.config.text_config), 0
         audio = {t.key: t.embeddings for t in conv.turns if isinstance(t, UserTurn)}
-        audio[self.user.key] = self.user.embeddings
+        if isinstance(self.user, UserTurn):
+            audio[self.user.key] = self.user.embeddings
         embeds = engine.embed_items(items[keep:], audio)
         positions = torch.arange(keep, len(items), device=engine.device)[None]
         out = engine.model.language_model(
@@ -246,7 +251,7 @@ class _ReplyJob:
         )
         self.cache, self.cache_items = cache, list(items)
         self.stats.prompt_tokens = len(items)
-        self.stats.audio_tokens = self.user.num_tokens
+        self.stats.audio_tokens = self.user.num_tokens if isinstance(self.user, UserTurn) else 0
         self.stats.reused_tokens = keep
         return out.logits[0, -1]
 
@@ -406,8 +411,20 @@ class UltravoxEngine:
         """
         settings = replace(self.settings, **overrides) if overrides else self.settings
         samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
+        return self._start(conversation, samples, settings)
+
+    def respond_text(self, conversation: Conversation, text: str, **overrides: Any) -> ReplyStream:
+        """Start a reply to a typed user turn (same stream as :meth:`respond`)."""
+        if not text.strip():
+            raise AudioInputError("the text is empty: type something to send")
+        settings = replace(self.settings, **overrides) if overrides else self.settings
+        return self._start(conversation, text, settings)
+
+    def _start(
+        self, conversation: Conversation, user_input: np.ndarray | str, settings: GenerationSettings
+    ) -> ReplyStream:
         loop = asyncio.get_running_loop()
-        job = _ReplyJob(self, conversation, samples, settings, loop)
+        job = _ReplyJob(self, conversation, user_input, settings, loop)
         job.stats.submitted_step = self.decode_steps
         with conversation.lock:
             active = conversation.active_reply
