@@ -19,3 +19,21 @@ def no_network():
     """Refuse every non-loopback connection; yields the refused targets."""
     with block_network() as refused:
         yield refused
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory):
+    """Tiny Ultravox + real int8 Kokoro, loaded once for every server and client test."""
+    from airvoice.testing.server import build_offline_engines
+
+    engines = build_offline_engines(tmp_path_factory.mktemp("offline-engines"))
+    yield engines
+    engines.ultravox.close()
+
+
+@pytest.fixture(scope="session")
+def speech16(engines):
+    """A spoken question (Kokoro's voice) as 16 kHz int16."""
+    from airvoice.testing.server import spoken
+
+    return spoken(engines)

@@ -9,6 +9,7 @@ import typer
 from airvoice import __version__
 from airvoice.cli.demo import demo
 from airvoice.cli.serve import serve
+from airvoice.cli.talk import say, talk
 
 app = typer.Typer(
     name="airvoice",
@@ -40,6 +41,8 @@ def root(
 
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.command("talk")(talk)
+app.command("say")(say)
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from types import FrameType
 
@@ -102,3 +104,25 @@ async def running_server(
 def bound_port(server: uvicorn.Server) -> int:
     """The TCP port a started server listens on (useful with port 0)."""
     return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+class ServerThread:
+    """Serve an app on a thread of its own (for synchronous callers: CLI tests, scripts)."""
+
+    def __init__(self, app: FastAPI, config: ServerConfig, **overrides: object) -> None:
+        self.server = AirvoiceServer(uvicorn_config(app, config, **overrides))
+        self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self.server.run, name="airvoice-server", daemon=True)
+
+    def __enter__(self) -> AirvoiceServer:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.01)
+        return self.server
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(30)
