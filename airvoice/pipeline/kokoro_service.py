@@ -22,6 +22,8 @@ class KokoroTTSService(TTSService):
         super().__init__(
             push_start_frame=True,
             push_stop_frames=True,
+            # Synthesis is local: a slow sentence (a busy CPU) is not a dead connection.
+            stop_frame_timeout_s=15.0,
             sample_rate=engine.sample_rate,
             settings=TTSSettings(model="kokoro-82m", voice=voice, language=None),
             **kwargs,

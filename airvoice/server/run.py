@@ -26,7 +26,8 @@ class AirvoiceServer(uvicorn.Server):
         super().__init__(config)
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        state = config.app.state.airvoice if isinstance(config.app, FastAPI) else None
+        app = config.app
+        state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
         self.state = state
         if state is not None:
             state.request_exit = self.request_exit

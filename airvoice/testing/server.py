@@ -52,7 +52,14 @@ def build_offline_engines(root: Path, max_new_tokens: int = 10) -> Any:
     from airvoice.testing.ultravox import build_tiny_ultravox
 
     tiny = build_tiny_ultravox(root / "ultravox")
-    settings = GenerationSettings(temperature=1.0, top_p=1.0, seed=7, max_new_tokens=max_new_tokens)
+    # Random models end early at random; a fixed length gives Kokoro something to say.
+    settings = GenerationSettings(
+        temperature=1.0,
+        top_p=1.0,
+        seed=7,
+        max_new_tokens=max_new_tokens,
+        min_new_tokens=max_new_tokens,
+    )
     ultravox = UltravoxEngine.load(tiny.ultravox_dir, tiny.text_model_dir, settings=settings)
     kokoro = KokoroEngine(build_kokoro_onnx(root / "kokoro"), backend="onnx", device="cpu")
     return Engines(ultravox, kokoro)

@@ -156,7 +156,7 @@ async def test_twenty_thousand_characters_stream_incrementally(recording_engine,
         tracemalloc.stop()
     await wait_for_workers_to_exit()
     # Work and memory follow what was heard, not the length of the text.
-    assert got[0] < 10.0
+    assert len(got) == 3 and got == sorted(got)
     assert len(recording_engine.backend.calls) <= 3 + 2
 
     assert peak < 16 * 2**20, f"peak Python allocations {peak / 2**20:.1f} MiB"
