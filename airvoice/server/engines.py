@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,41 @@ def check_models(config: ServerConfig) -> MissingModels | None:
         kokoro_path(config)
     except AirvoiceError as exc:
         problems.append(f"Kokoro: {exc}")
+    problems.extend(lock_problems(config))
     return MissingModels(problems) if problems else None
+
+
+def lock_problems(config: ServerConfig) -> list[str]:
+    """When the cache has a lock file (written by ``airvoice models prefetch``), check offline
+    that the repos the server loads are exactly what was fetched: same commit, every file
+    present with its size (and its sha256 when its size or mtime moved)."""
+    from airvoice.models import registry, store
+
+    cache = store.cache_path(config.cache_dir)
+    try:
+        lock = store.read_lock(cache)
+    except store.LockFileError as exc:
+        return [str(exc)]
+    if lock is None:
+        return []
+    refs = [config.ultravox, config.text_model, config.audio_model, config.kokoro]
+    wanted = [r for r in refs if r and r in lock.repos]
+    ultravox = lock.repos.get(config.ultravox)
+    if ultravox is not None and not (config.text_model and config.audio_model):
+        snapshot = store.snapshot_dir(cache, ultravox.repo_id, ultravox.commit)
+        try:
+            named = registry.second_level_repos(
+                json.loads((snapshot / "config.json").read_text(encoding="utf-8"))
+            )
+        except (OSError, ValueError):
+            named = []
+        wanted += [rid for rid, _ in named if rid in lock.repos and rid not in wanted]
+    result = store.verify(cache, lock, wanted)
+    return [
+        f"{problem}: the cache does not match {store.lock_path(cache)}; repair it with "
+        f"`airvoice models prefetch --repo {problem.repo_id}`"
+        for problem in result.problems
+    ]
 
 
 def kokoro_path(config: ServerConfig) -> Path:
