@@ -1,0 +1,214 @@
+"""``airvoice deploy``: the voice server on a RunPod GPU, from nothing to a ``wss://`` URL."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from airvoice.cli._cloud import ApiKeyOption, cloud_errors, console, make_client, print_json
+
+_PANEL_WHERE = "Where"
+_PANEL_SERVER = "Server"
+_PANEL_RUN = "Run"
+
+
+def deploy(
+    gpu: Annotated[
+        str,
+        typer.Option(
+            help="GPU: L4, A5000, 4090, L40S, A100, H100...", rich_help_panel=_PANEL_WHERE
+        ),
+    ] = "L4",
+    preset: Annotated[
+        str, typer.Option(help="Models: ultravox-8b or ultravox-1b.", rich_help_panel=_PANEL_SERVER)
+    ] = "ultravox-8b",
+    voice: Annotated[
+        str, typer.Option(help="Default Kokoro voice.", rich_help_panel=_PANEL_SERVER)
+    ] = "af_heart",
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Container image [default: the published airvoice image].",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Session token [default: a new random one].",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
+    idle_shutdown: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Stop the pod after this many minutes with no session (0: never).",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = 30.0,
+    volume: Annotated[
+        str,
+        typer.Option(
+            help="Network volume name: reused if it exists, else created.",
+            rich_help_panel=_PANEL_WHERE,
+        ),
+    ] = "airvoice-models",
+    volume_size: Annotated[
+        int | None,
+        typer.Option(
+            min=10,
+            max=4096,
+            help="Volume size in GB [default: the preset's + headroom].",
+            rich_help_panel=_PANEL_WHERE,
+            show_default=False,
+        ),
+    ] = None,
+    data_center: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data-center",
+            help="Only these data centers, in this order (repeat).",
+            rich_help_panel=_PANEL_WHERE,
+            show_default=False,
+        ),
+    ] = None,
+    cloud: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cloud",
+            help="SECURE and/or COMMUNITY, tried in order [default: SECURE].",
+            rich_help_panel=_PANEL_WHERE,
+            show_default=False,
+        ),
+    ] = None,
+    skip_prefetch: Annotated[
+        bool,
+        typer.Option(
+            help="The volume already holds the weights: skip the prefetch pod.",
+            rich_help_panel=_PANEL_RUN,
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.01, help="Minutes to wait for the pod to be healthy.", rich_help_panel=_PANEL_RUN
+        ),
+    ] = 20.0,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, hidden=True, help="Seconds between status polls.")
+    ] = 5.0,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            help="Print the plan and every request; send nothing (no key needed).",
+            rich_help_panel=_PANEL_RUN,
+        ),
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print a JSON result instead of text.", rich_help_panel=_PANEL_RUN
+        ),
+    ] = False,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Deploy the voice server to a RunPod GPU pod and print its `wss://` endpoint.
+
+    Reuses (or creates) a network volume for the weights, fills it from a short-lived CPU pod
+    (HF_TOKEN from the environment goes to that pod only), starts the GPU pod and waits until
+    its `/health` answers. A failed deploy removes the pods it created.
+    """
+    from airvoice.cloud.deploy import Deployer, DeployOptions, plan_deploy
+    from airvoice.cloud.endpoints import ProxyUrls
+    from airvoice.cloud.gpus import resolve_gpu
+    from airvoice.cloud.progress import RichReporter, SilentReporter
+    from airvoice.cloud.runpod import default_base_url
+    from airvoice.cloud.sizing import preset_size
+    from airvoice.cloud.specs import DEFAULT_IMAGE
+    from airvoice.cloud.timing import Timing
+
+    with cloud_errors():
+        clouds = tuple(c.upper() for c in (cloud or ["SECURE"]))
+        bad = [c for c in clouds if c not in ("SECURE", "COMMUNITY")]
+        if bad:
+            console.print(f"[red]unknown --cloud {bad[0]!r}: use SECURE or COMMUNITY.[/red]")
+            raise typer.Exit(2)
+        options = DeployOptions(
+            gpu=resolve_gpu(gpu),
+            preset=preset_size(preset),
+            image=image or DEFAULT_IMAGE,
+            volume_name=volume,
+            voice=voice,
+            token=token,
+            idle_shutdown_minutes=idle_shutdown,
+            volume_size_gb=volume_size,
+            data_centers=tuple(data_center or ()),
+            clouds=clouds,
+            skip_prefetch=skip_prefetch,
+            hf_token=os.environ.get("HF_TOKEN") or None,
+        )
+        proxy = ProxyUrls.from_env()
+        if dry_run:
+            plan = plan_deploy(options, default_base_url(), proxy)
+            if json_output:
+                print_json(plan.to_json())
+            else:
+                _print_plan(plan)
+            return
+        if not options.hf_token and not skip_prefetch:
+            console.print(
+                "[yellow]HF_TOKEN is not set: the gated Llama weights cannot be fetched. "
+                "Set it (and accept the licence on huggingface.co) unless the volume is ready."
+                "[/yellow]"
+            )
+        timing = Timing(
+            poll_seconds=poll_interval,
+            ready_timeout_seconds=timeout * 60,
+            log_idle_seconds=min(1.0, max(0.2, poll_interval)),
+        )
+        reporter = SilentReporter() if json_output else RichReporter(console)
+        with make_client(api_key) as client:
+            result = Deployer(client, options, reporter, proxy=proxy, timing=timing).run()
+        if json_output:
+            print_json(result.to_json())
+            return
+        out = console
+        out.print(
+            f"\n[bold green]airvoice is live[/bold green] on {escape(result.gpu)} in "
+            f"{escape(result.data_center)} ({escape(result.cloud)})"
+        )
+        out.print(f"  endpoint  {escape(result.endpoint)}", highlight=False, soft_wrap=True)
+        out.print(f"  token     {escape(result.token)}", highlight=False, soft_wrap=True)
+        out.print(
+            f"  pod       {escape(result.pod_id)}  (${result.cost_per_hour:.2f}/hour)",
+            highlight=False,
+        )
+        if idle_shutdown > 0:
+            out.print(
+                f"  stops itself after {idle_shutdown:g} min with no session", highlight=False
+            )
+        out.print(f"\nConnect:  {escape(result.talk_command)}", highlight=False, soft_wrap=True)
+        out.print(
+            f"Stop:     airvoice pods stop {escape(result.pod_id)}", highlight=False, soft_wrap=True
+        )
+        typer.echo(result.endpoint)
+
+
+def _print_plan(plan: object) -> None:
+    import json
+
+    console.print("[bold]dry run[/bold]: nothing is sent. The plan:")
+    for i, step in enumerate(plan.steps, 1):  # type: ignore[attr-defined]
+        console.print(f"  {i}. {escape(step)}", highlight=False, soft_wrap=True)
+    console.print("\nRequests:")
+    for request in plan.requests:  # type: ignore[attr-defined]
+        note = f"  # {request.note}" if request.note else ""
+        typer.echo(f"{request.method} {request.url}{note}")
+        if request.body is not None:
+            typer.echo(json.dumps(request.body, indent=2, sort_keys=True))
