@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from airvoice.config import ServerConfig
@@ -24,6 +24,7 @@ from airvoice.server.auth import (
 )
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
+from airvoice.server.web import add_web_client
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,6 @@ class ServerState:
         self.draining = True
         grace = self.config.shutdown_grace_seconds
         await asyncio.gather(*(s.drain(grace) for s in list(self.sessions)))
-
-
-PLACEHOLDER_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>airvoice</title></head>
-<body><h1>airvoice</h1><p>The voice server is running. Connect a client to
-<code>/ws</code> with your session token (for example <code>airvoice talk</code>).</p>
-</body></html>"""
 
 
 def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
@@ -113,9 +107,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
         state.metrics.active_sessions.set(state.slots.active)
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/")
-    async def index() -> HTMLResponse:
-        return HTMLResponse(PLACEHOLDER_PAGE)
+    add_web_client(app)  # / and /static/<file>
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
