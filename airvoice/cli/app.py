@@ -8,6 +8,9 @@ import typer
 
 from airvoice import __version__
 from airvoice.cli.demo import demo
+from airvoice.cli.deploy import deploy
+from airvoice.cli.models import models_app
+from airvoice.cli.pods import pods_app, volumes_app
 from airvoice.cli.serve import serve
 from airvoice.cli.talk import say, talk
 
@@ -41,8 +44,12 @@ def root(
 
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.add_typer(models_app, name="models")
 app.command("talk")(talk)
 app.command("say")(say)
+app.command("deploy")(deploy)
+app.add_typer(pods_app, name="pods")
+app.add_typer(volumes_app, name="volumes")
 
 
 def main() -> None:

@@ -214,5 +214,8 @@ def serve(
         # Printed once, to the terminal only (never to the logs).
         console.print(f"session token: {state.token}", highlight=False)
     server = AirvoiceServer(uvicorn_config(app, config))
-    server.run()
+    from airvoice.cloud.selfstop import stop_pod_when_idle
+
+    with stop_pod_when_idle(state):  # the cost guard: an idle RunPod pod stops itself
+        server.run()
     sys.exit(0)
