@@ -138,14 +138,22 @@ def serve(
         str | None,
         typer.Option(help="debug, info, warning or error.", rich_help_panel=_PANEL_SERVER),
     ] = None,
+    download_missing: Annotated[
+        bool,
+        typer.Option(
+            help="Fetch missing weights first (needs HF_TOKEN), then serve offline. For a pod "
+            "that had no prefetch; otherwise use `airvoice models prefetch`.",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = False,
 ) -> None:
     """Run the voice server: WebSocket /ws, /health, /metrics and the web page at /.
 
     Runs offline (HF_HUB_OFFLINE=1) on weights already cached; refuses to start, listing what is
     missing, when a model file is absent. Every option is also read from `AIRVOICE_<OPTION>`.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if not download_missing:
+        _go_offline()
     from pydantic import ValidationError
 
     from airvoice.config import ServerConfig
@@ -196,6 +204,10 @@ def serve(
         )
         raise typer.Exit(1) from exc
     missing = check_models(config)
+    if missing is not None and download_missing:
+        _download(config)
+        missing = check_models(config)
+    _go_offline()
     if missing is not None:
         console.print(Text(missing.message(), style="red"))
         raise typer.Exit(1)
@@ -219,3 +231,38 @@ def serve(
     with stop_pod_when_idle(state):  # the cost guard: an idle RunPod pod stops itself
         server.run()
     sys.exit(0)
+
+
+def _go_offline() -> None:
+    """From here on nothing may reach the hub; the token is no longer needed either."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.pop("HF_TOKEN", None)
+
+
+def _download(config: object) -> None:
+    """Fetch the repos the server names (repo ids, not local paths) into its cache."""
+    from pathlib import Path
+
+    from airvoice.models import store
+    from airvoice.models.prefetch import Prefetcher, RepoRequest
+
+    refs = {
+        "ultravox": getattr(config, "ultravox", None),
+        "text": getattr(config, "text_model", None),
+        "kokoro": getattr(config, "kokoro", None),
+    }
+    requests = [
+        RepoRequest(ref, role)  # type: ignore[arg-type]
+        for role, ref in refs.items()
+        if ref and not Path(ref).expanduser().exists() and ref.count("/") == 1
+    ]
+    console.print(f"fetching missing weights: {', '.join(r.repo_id for r in requests)}")
+    prefetcher = Prefetcher(
+        store.cache_path(getattr(config, "cache_dir", None)),
+        token=os.environ.get("HF_TOKEN"),
+        console=console,
+    )
+    result = prefetcher.run(requests)
+    for failure in result.failures:
+        console.print(Text(prefetcher.scrub(failure.message), style="red"))
