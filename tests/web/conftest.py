@@ -7,9 +7,8 @@ import wave
 
 import numpy as np
 import pytest
-from web_helpers import VOICE
 
-from airvoice.testing.server import spoken
+from airvoice.testing.server import VOICE, spoken
 
 LEAD_SILENCE_SECONDS = 2.0  # the fake microphone starts with getUserMedia: time to connect
 TAIL_SILENCE_SECONDS = 30.0  # Chromium loops the file: no second question within a test

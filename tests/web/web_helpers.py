@@ -15,27 +15,16 @@ from fastapi import FastAPI
 from airvoice.config import ServerConfig
 from airvoice.server.app import create_app
 from airvoice.server.run import bound_port, running_server
+from airvoice.testing.server import offline_server_config
 
 TOKEN = "web-test-token-0123456789"
-VOICE = "jm_kumo"
 CHROMIUM = "/usr/bin/chromium"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 PHONE = {"width": 390, "height": 844}
 
 
 def server_config(**overrides: object) -> ServerConfig:
-    base: dict[str, object] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "token": TOKEN,
-        "voice": VOICE,
-        "smart_turn": False,
-        "silence_timeout_seconds": 0.6,
-        "max_sessions": 2,
-        "shutdown_grace_seconds": 3.0,
-    }
-    base.update(overrides)
-    return ServerConfig(**base)
+    return offline_server_config(token=TOKEN, **overrides)
 
 
 def chromium_args(
