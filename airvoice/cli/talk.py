@@ -58,6 +58,12 @@ def talk(
     full_duplex: Annotated[
         bool, typer.Option(help="Keep the mic open while the bot speaks (use headphones).")
     ] = False,
+    echo_cancel: Annotated[
+        bool,
+        typer.Option(
+            help="Cancel the bot's echo and keep the mic open (pip install 'airvoice[aec]')."
+        ),
+    ] = False,
     list_devices: Annotated[bool, typer.Option(help="List sound devices and exit.")] = False,
 ) -> None:
     """Talk with the assistant: microphone in, speaker out, transcript and latency per turn.
@@ -89,15 +95,18 @@ def talk(
         errors.print("[red]error:[/red] give the server URL, e.g. airvoice talk wss://host/ws")
         raise typer.Exit(2)
 
-    client = VoiceClient(
-        url,
-        _token(token),
-        microphone=SoundDeviceMicrophone(input_device),
-        player=SoundDevicePlayer(output_device),
-        voice=voice,
-        speed=speed,
-        duplex="full" if full_duplex else "half",
-    )
+    try:
+        client = VoiceClient(
+            url,
+            _token(token),
+            microphone=SoundDeviceMicrophone(input_device),
+            player=SoundDevicePlayer(output_device),
+            voice=voice,
+            speed=speed,
+            duplex="aec" if echo_cancel else "full" if full_duplex else "half",
+        )
+    except AirvoiceError as exc:
+        raise _fail(exc) from None
     client.on(
         "connected",
         lambda: console.print("[green]connected[/green] - speak when ready (Ctrl-C hangs up)"),

@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -24,6 +24,9 @@ from airvoice import protocol
 from airvoice.client.audio import ArrayMicrophone, ClockedPlayer, Microphone, Player
 from airvoice.client.errors import ClientError, ConnectError, error_for_close
 from airvoice.client.jitter import JitterBuffer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from airvoice.client.echo import EchoCanceller
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ class VoiceClient:
         player: Player | None = None,
         voice: str | None = None,
         speed: float | None = None,
-        duplex: Literal["half", "full"] = "half",
+        duplex: Literal["half", "full", "aec"] = "half",
         echo_tail_ms: float = 300.0,
         reconnect: bool = True,
         max_reconnects: int = 5,
@@ -101,6 +104,12 @@ class VoiceClient:
         self.ping_interval = ping_interval
         self.open_timeout = open_timeout
         self.buffer = JitterBuffer(on_first_audio=self._on_first_audio)
+        self.echo: EchoCanceller | None = None
+        if duplex == "aec":  # the mic stays open; the bot's voice is cancelled out of it
+            from airvoice.client.echo import EchoCanceller
+
+            self.echo = EchoCanceller()
+            self.buffer.on_played = self.echo.far_end
         self.latencies: list[TurnLatency] = []
         self.transcript: list[str] = []
         """The bot's text, one entry per reply."""
@@ -300,7 +309,7 @@ class VoiceClient:
             await ws.send(protocol.encode(frame))
 
     def _mic_open(self) -> bool:
-        if self.duplex == "full":
+        if self.duplex in ("full", "aec"):
             return True
         quiet_for = time.perf_counter() - self.buffer.last_audio_at
         return not self.buffer.is_playing and quiet_for > self.echo_tail
@@ -309,6 +318,8 @@ class VoiceClient:
         assert self.microphone is not None
         silence = bytes(640)
         async for frame in self.microphone.frames():
+            if self.echo is not None:
+                frame = self.echo.near_end(frame)
             if not self._mic_open():
                 frame = silence  # half duplex: the bot must not hear itself
             elif _rms(frame) > VOICED_RMS:

@@ -30,6 +30,8 @@ class JitterBuffer:
         self._playing = False
         self._stream_ended = False
         self.on_first_audio = on_first_audio
+        self.on_played: Callable[[bytes], None] | None = None
+        """Called with every chunk handed to the speaker (the echo canceller's far end)."""
         self.last_audio_at = 0.0
         """``time.perf_counter()`` when audio last reached the speaker."""
         self.underruns = 0
@@ -74,7 +76,10 @@ class JitterBuffer:
             if not self._playing:
                 ready = len(self._data) >= self._prebuffer or (self._stream_ended and self._data)
                 if not ready:
-                    return bytes(num_bytes)
+                    silence = bytes(num_bytes)
+                    if self.on_played is not None:
+                        self.on_played(silence)
+                    return silence
                 self._playing = True
                 first = True
             else:
@@ -90,4 +95,6 @@ class JitterBuffer:
             self.last_audio_at = now
         if first and self.on_first_audio is not None:
             self.on_first_audio(now)
+        if self.on_played is not None:
+            self.on_played(chunk)
         return chunk
