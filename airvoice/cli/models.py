@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -174,6 +177,14 @@ def prefetch(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Files fetched at once.")] = 8,
+    then_idle: Annotated[
+        bool,
+        typer.Option(
+            "--then-idle",
+            hidden=True,
+            help="For the prefetch pod: print a marker line, then idle instead of exiting.",
+        ),
+    ] = False,
 ) -> None:
     """Download every file the server loads into the Hugging Face cache, and lock them.
 
@@ -181,6 +192,9 @@ def prefetch(
     each file's size and sha256 in the cache's lock file. Exits 1 if any repo failed (the
     others still complete).
     """
+    if then_idle:
+        _then_idle(lambda: prefetch(preset, repo, voices, cache_dir, token, workers))
+        return
     from airvoice.models.prefetch import HubUnavailableError, Prefetcher, RepoRequest
 
     console = Console(highlight=False)
@@ -234,6 +248,31 @@ def prefetch(
             console.print(f"Complete: {', '.join(done)}.")
         raise typer.Exit(1)
     console.print(f"All set in {result.seconds:.1f} s: `airvoice serve` can start offline.")
+
+
+def _then_idle(run: Callable[[], None]) -> None:
+    """The prefetch pod's end: a marker line the deploy CLI watches for, then idle.
+
+    A pod's container that exits is restarted (and would download again); the CLI removes the
+    pod once it has seen the marker.
+    """
+    from airvoice.cloud.specs import PREFETCH_FAILED, PREFETCH_OK
+
+    try:
+        run()
+        ok = True
+    except typer.Exit as exc:
+        ok = exc.exit_code == 0
+    except Exception:
+        logging.getLogger(__name__).exception("prefetch failed")
+        ok = False
+    print(PREFETCH_OK if ok else PREFETCH_FAILED, flush=True)
+    idle_forever()
+
+
+def idle_forever() -> None:
+    """Sleep until the pod is removed."""
+    threading.Event().wait()
 
 
 @models_app.command("verify")

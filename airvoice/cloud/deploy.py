@@ -57,6 +57,18 @@ class DeployOptions:
     skip_prefetch: bool = False
     hf_token: str | None = None
 
+    def __post_init__(self) -> None:
+        needed = self.preset.min_gpu_memory_gb
+        if self.gpu.memory_gb < needed:
+            from airvoice.cloud.gpus import GPUS
+
+            fits = [g.name for g in GPUS if g.memory_gb >= needed]
+            raise DeployError(
+                f"{self.gpu.name} has {self.gpu.memory_gb} GB of memory; the {self.preset.name} "
+                f"preset needs {needed} GB in bf16. Choose --gpu {', '.join(fits[:6])}, or "
+                "--preset ultravox-1b."
+            )
+
     @property
     def volume_gb(self) -> int:
         """The volume size to create (or grow to)."""

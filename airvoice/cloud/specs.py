@@ -31,12 +31,11 @@ def volume_request(name: str, size_gb: int, data_center: str) -> dict[str, Any]:
 def prefetch_command(preset: str) -> str:
     """What the prefetch pod runs: the download, a marker line, then it idles.
 
-    A pod's container is restarted when it exits, so the command prints a marker the CLI
-    watches for and sleeps; the CLI removes the pod once it has seen the marker.
+    These are the arguments of the image's ``airvoice`` entrypoint (RunPod passes ``args`` to
+    the entrypoint). A pod's container is restarted when it exits, so ``--then-idle`` prints a
+    marker the CLI watches for and sleeps; the CLI removes the pod once it has seen the marker.
     """
-    fetch = f"airvoice models prefetch --preset {shlex.quote(preset)} --preset {TTS_PRESET}"
-    script = f"{fetch} && echo {PREFETCH_OK} || echo {PREFETCH_FAILED}; sleep infinity"
-    return f"bash -c {shlex.quote(script)}"
+    return f"models prefetch --preset {shlex.quote(preset)} --preset {TTS_PRESET} --then-idle"
 
 
 def prefetch_pod_request(
@@ -50,7 +49,13 @@ def prefetch_pod_request(
     hf_token: str | None,
 ) -> dict[str, Any]:
     """``CreatePodRequest`` of the short-lived CPU pod that fills the volume."""
-    env = {"HF_HOME": HF_HOME, "AIRVOICE_PRESET": preset, "HF_HUB_ENABLE_HF_TRANSFER": "1"}
+    # The image serves offline (HF_HUB_OFFLINE=1); this pod is the one that may download.
+    env = {
+        "HF_HOME": HF_HOME,
+        "AIRVOICE_PRESET": preset,
+        "HF_HUB_OFFLINE": "0",
+        "HF_XET_HIGH_PERFORMANCE": "1",
+    }
     if hf_token:
         env["HF_TOKEN"] = hf_token
     return {
@@ -110,9 +115,10 @@ def gpu_pod_request(
     volume: then ``download_token`` is given and the server downloads what is missing first.
     """
     env = server_env(settings)
-    args = "airvoice serve"
+    args = "serve"  # the image's entrypoint is `airvoice`
     if download_token is not None:
-        args = "airvoice serve --download-missing"
+        args = "serve --download-missing"
+        env["HF_HUB_OFFLINE"] = "0"  # serve goes offline itself once the weights are there
         if download_token:
             env["HF_TOKEN"] = download_token
     return {

@@ -596,7 +596,7 @@ class FakeRunPod:
             return
         logs.append((at, "system", "container started"))
         args = str(pod.data.get("args", ""))
-        if "airvoice models prefetch" in args:
+        if "models prefetch" in args:
             volume = (pod.data["mounts"].get("network") or [{}])[0].get("volumeId", "")
             preset = pod.data["env"].get("AIRVOICE_PRESET", "?")
             contents = self.volume_contents.setdefault(volume, set())

@@ -44,7 +44,8 @@ def test_deploy_end_to_end_and_say_through_the_endpoint(
     assert env["HF_HOME"] == "/workspace/hf"
     (prefetch,) = fake.deleted
     assert "cpu" in prefetch and prefetch["env"]["HF_TOKEN"] == HF_TOKEN
-    assert "airvoice models prefetch --preset ultravox-8b" in prefetch["args"]
+    assert prefetch["args"].startswith("models prefetch --preset ultravox-8b")
+    assert prefetch["env"]["HF_HUB_OFFLINE"] == "0"
     (volume,) = fake.volumes.values()
     assert volume["name"] == "airvoice-models" and volume["size"] == 30
 
@@ -150,7 +151,7 @@ def test_no_cpu_pod_falls_back_to_download_on_the_gpu_pod(fake, faults, proxy_to
     assert code == 0, err
     assert result["prefetch"] == "on the GPU pod"
     (pod,) = fake.live_pods()
-    assert pod["args"] == "airvoice serve --download-missing"
+    assert pod["args"] == "serve --download-missing"
     assert pod["env"]["HF_TOKEN"] == HF_TOKEN
 
 
@@ -231,7 +232,18 @@ def test_dry_run_without_prefetch_has_no_cpu_pod(cloud_env):
     assert not any("cpu" in (r.get("body") or {}) for r in plan["requests"])
 
 
-def test_prefetch_marker_constant_matches_the_fake():
+def test_prefetch_command_prints_the_marker_the_fake_prints():
     from airvoice.cloud.specs import prefetch_command
 
-    assert PREFETCH_OK in prefetch_command("ultravox-8b")
+    # `--then-idle` prints PREFETCH_OK / PREFETCH_FAILED (tests/models/test_prefetch_pod_marker.py).
+    assert prefetch_command("ultravox-8b").endswith(" --then-idle")
+    assert PREFETCH_OK == "AIRVOICE_PREFETCH_OK"
+
+
+def test_a_gpu_too_small_for_the_preset_is_refused_before_any_request(cloud_env):
+    result = run_cli("deploy", "--gpu", "A4000", "--preset", "ultravox-8b", "--dry-run")
+    assert result.exit_code == 1
+    assert "16 GB" in result.output and "--preset ultravox-1b" in result.output
+    assert "L4" in result.output and "Traceback" not in result.output
+    small = run_cli("deploy", "--gpu", "A4000", "--preset", "ultravox-1b", "--dry-run")
+    assert small.exit_code == 0, small.output
