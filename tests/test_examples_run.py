@@ -14,27 +14,16 @@ import numpy as np
 from airvoice.client import write_wav
 from airvoice.server.app import create_app
 from airvoice.server.run import ServerThread
+from airvoice.testing import network
 from airvoice.testing.server import TOKEN, offline_server_config, ws_url
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-GUARD = """\
-from airvoice.testing.network import block_network
-
-_guard = block_network()
-_guard.__enter__()  # for the whole process: any non-loopback connection raises
-"""
 
 
 def loopback_only_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of an example's process: loopback only (a sitecustomize guard)."""
-    guard = tmp_path / "guard"
-    guard.mkdir(exist_ok=True)
-    (guard / "sitecustomize.py").write_text(GUARD)
-    env = {k: v for k, v in os.environ.items() if k != "AIRVOICE_TOKEN"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(guard), env.get("PYTHONPATH")]))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(extra)
-    return env
+    """The environment of an example's process: loopback only, no token of ours."""
+    base = {k: v for k, v in os.environ.items() if k != "AIRVOICE_TOKEN"}
+    return network.loopback_only_env(tmp_path / "guard", base, **extra)
 
 
 def question_wav(tmp_path: Path, speech16: np.ndarray) -> Path:

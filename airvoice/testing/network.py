@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -61,3 +64,25 @@ def block_network() -> Iterator[list[str]]:
         socket.socket.connect = original_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = original_connect_ex  # type: ignore[method-assign]
         socket.getaddrinfo = original_getaddrinfo
+
+
+_SITECUSTOMIZE = """\
+from airvoice.testing.network import block_network
+
+_guard = block_network()
+_guard.__enter__()  # for the whole process: any non-loopback connection raises
+"""
+
+
+def loopback_only_env(
+    directory: Path, base: dict[str, str] | None = None, **extra: str
+) -> dict[str, str]:
+    """An environment whose Python processes can reach loopback only (a sitecustomize guard
+    in ``directory``), with this interpreter's scripts first on ``PATH``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(directory), env.get("PYTHONPATH")]))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.update(extra)
+    return env

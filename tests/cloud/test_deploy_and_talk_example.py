@@ -4,7 +4,6 @@ stop the pod. The script's processes may reach loopback only."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import wave
@@ -14,27 +13,15 @@ import numpy as np
 from conftest import API_KEY, HF_TOKEN, SERVER_TOKEN
 
 from airvoice.client import write_wav
+from airvoice.testing.network import loopback_only_env
 from airvoice.testing.server import spoken
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "deploy_and_talk.sh"
-GUARD = """\
-from airvoice.testing.network import block_network
-
-_guard = block_network()
-_guard.__enter__()  # for the whole process: any non-loopback connection raises
-"""
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    guard = tmp_path / "guard"
-    guard.mkdir(exist_ok=True)
-    (guard / "sitecustomize.py").write_text(GUARD)
-    env = dict(os.environ)  # the fixtures' RUNPOD_API_KEY, HF_TOKEN and fake URLs
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(guard), env.get("PYTHONPATH")]))
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["PYTHON"] = sys.executable
-    env.update(extra)
-    return env
+    # The fixtures' RUNPOD_API_KEY, HF_TOKEN and fake URLs stay in the environment.
+    return loopback_only_env(tmp_path / "guard", PYTHON=sys.executable, **extra)
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
