@@ -8,6 +8,10 @@ from typer.testing import CliRunner
 
 from airvoice.cli import app
 
+API_KEY = "rpa_TESTKEY_do_not_print_0123456789"
+HF_TOKEN = "hf_TESTTOKEN_secret_987654321"
+SERVER_TOKEN = "cloud-test-token-0123456789"
+VOICE = "jm_kumo"
 FAST = ["--poll-interval", "0.05"]
 
 

@@ -8,14 +8,10 @@ import threading
 import time
 
 import pytest
+from cloud_helpers import API_KEY, HF_TOKEN, SERVER_TOKEN, VOICE
 
 from airvoice.testing.fakerunpod import FakeRunPod, FakeTiming, Faults
 from airvoice.testing.network import block_network
-
-API_KEY = "rpa_TESTKEY_do_not_print_0123456789"
-HF_TOKEN = "hf_TESTTOKEN_secret_987654321"
-SERVER_TOKEN = "cloud-test-token-0123456789"
-VOICE = "jm_kumo"
 
 
 @pytest.fixture(autouse=True)

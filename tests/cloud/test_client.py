@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import API_KEY
+from cloud_helpers import API_KEY
 
 from airvoice.cloud import errors
 from airvoice.cloud.credentials import ApiKey, resolve_api_key

@@ -9,8 +9,7 @@ import wave
 
 import numpy as np
 import pytest
-from cloud_helpers import FAST, deploy_json, run_cli
-from conftest import API_KEY, HF_TOKEN, SERVER_TOKEN, VOICE
+from cloud_helpers import API_KEY, FAST, HF_TOKEN, SERVER_TOKEN, VOICE, deploy_json, run_cli
 
 from airvoice.cloud.specs import PREFETCH_OK
 

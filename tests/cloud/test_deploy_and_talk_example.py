@@ -10,7 +10,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from conftest import API_KEY, HF_TOKEN, SERVER_TOKEN
+from cloud_helpers import API_KEY, HF_TOKEN, SERVER_TOKEN
 
 from airvoice.client import write_wav
 from airvoice.testing.network import loopback_only_env

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from cloud_helpers import run_cli
-from conftest import API_KEY
+from cloud_helpers import API_KEY, run_cli
 
 
 def test_volumes_create_list_rm(fake):

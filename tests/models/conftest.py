@@ -11,25 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from models_helpers import KOKORO, RUNNER, TEXT, TOKEN, ULTRAVOX
 
 from airvoice.testing.fakehub import FakeHub
 from airvoice.testing.kokoro import build_tiny_kmodel
 from airvoice.testing.ultravox import build_tiny_ultravox
-
-ULTRAVOX = "fixie-ai/ultravox-v0_5-llama-3_2-1b"
-TEXT = "meta-llama/Llama-3.2-1B-Instruct"
-KOKORO = "hexgrad/Kokoro-82M"
-TOKEN = "hf_TestSecretToken0123456789abcdef"
-
-# The CLI under the network guard: only loopback (the fake hub) can be reached.
-_RUNNER = (
-    "import sys\n"
-    "from airvoice.testing.network import block_network\n"
-    "from airvoice.cli import main\n"
-    "sys.argv = ['airvoice', *sys.argv[1:]]\n"
-    "with block_network():\n"
-    "    main()\n"
-)
 
 
 @dataclass
@@ -106,7 +92,7 @@ def cli(hub, tmp_path):
             env["HF_TOKEN"] = token
         started = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-c", _RUNNER, *args],
+            [sys.executable, "-c", RUNNER, *args],
             env=env,
             capture_output=True,
             text=True,

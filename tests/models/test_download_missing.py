@@ -10,7 +10,7 @@ import sys
 import time
 
 import httpx
-from conftest import _RUNNER, KOKORO, TOKEN, ULTRAVOX
+from models_helpers import KOKORO, RUNNER, TOKEN, ULTRAVOX
 
 SESSION = "session-token-for-download-missing"
 
@@ -38,7 +38,7 @@ def test_serve_downloads_what_is_missing_then_serves_offline(with_kokoro, tmp_pa
     args = ["serve", "--download-missing", "--ultravox", ULTRAVOX, "--kokoro", KOKORO,
             "--cache-dir", str(cache), "--port", str(port)]  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-c", _RUNNER, *args],
+        [sys.executable, "-c", RUNNER, *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

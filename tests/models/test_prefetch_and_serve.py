@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import soxr
-from conftest import KOKORO, TEXT, TOKEN, ULTRAVOX
+from models_helpers import KOKORO, TEXT, TOKEN, ULTRAVOX
 
 from airvoice.config import ServerConfig
 from airvoice.engines.kokoro import KokoroEngine

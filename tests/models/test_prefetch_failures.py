@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import KOKORO, TEXT, TOKEN, ULTRAVOX
 from huggingface_hub import constants
+from models_helpers import KOKORO, TEXT, TOKEN, ULTRAVOX
 
 from airvoice.models import store
 

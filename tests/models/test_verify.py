@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import TEXT, ULTRAVOX
+from models_helpers import TEXT, ULTRAVOX
 
 from airvoice.config import ServerConfig
 from airvoice.models import store
