@@ -49,12 +49,16 @@ def test_base_install_pulls_no_torch_or_pipecat():
     assert any(d.startswith("torch") for d in project["optional-dependencies"]["engines"])
 
 
-def test_demo_runs_turns_offline(no_network):
-    result = runner.invoke(app, ["demo", "--turns", "2"])
+def test_demo_runs_turns_offline(no_network, tmp_path):
+    out = tmp_path / "reply.wav"
+    result = runner.invoke(app, ["demo", "--turns", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "turn 1" in result.output and "turn 2" in result.output
     assert "time to first token" in result.output
     assert "reused from the KV cache" in result.output
+    assert "spoken by Kokoro-82M" in result.output
+    with wave.open(str(out)) as f:
+        assert f.getframerate() == 24000 and f.getnframes() > 0
     assert not no_network
 
 
@@ -76,5 +80,5 @@ def test_demo_rejects_a_file_that_is_not_wav(tmp_path):
     path.write_bytes(b"not a wav file at all")
     result = runner.invoke(app, ["demo", "--turns", "1", "--in", str(path)])
     assert result.exit_code != 0
-    assert "not a readable WAV file" in result.output
+    assert "as a WAV file" in " ".join(result.output.split())
     assert "Traceback" not in result.output

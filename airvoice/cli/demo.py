@@ -5,29 +5,16 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 
+from airvoice.client.audio import read_wav, write_wav
+from airvoice.errors import AirvoiceError
+
 console = Console()
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Samples (float32, mono) and rate of a 16-bit PCM WAV file."""
-    try:
-        with wave.open(str(path), "rb") as f:
-            if f.getsampwidth() != 2:
-                raise typer.BadParameter(f"{path} is not 16-bit PCM; convert it with sox or ffmpeg")
-            frames = np.frombuffer(f.readframes(f.getnframes()), dtype="<i2")
-            channels, rate = f.getnchannels(), f.getframerate()
-    except (wave.Error, EOFError) as exc:
-        raise typer.BadParameter(f"{path} is not a readable WAV file ({exc})") from exc
-    samples = frames.reshape(-1, channels).mean(axis=1) / 32768.0
-    return samples.astype(np.float32), rate
 
 
 def demo(
@@ -38,11 +25,16 @@ def demo(
         ),
     ] = None,
     turns: Annotated[int, typer.Option(min=1, max=20, help="How many turns to run.")] = 2,
+    audio_out: Annotated[
+        Path | None,
+        typer.Option("--out", dir_okay=False, help="Save the last spoken reply (WAV, 24 kHz)."),
+    ] = None,
 ) -> None:
-    """Run spoken turns through Ultravox on a tiny random model (no GPU, no download).
+    """Run spoken turns through Ultravox on a tiny random model, and speak each reply with the
+    real Kokoro-82M when its PyPI build is installed (no GPU, no download).
 
-    The model is random, so its words are nonsense: this shows the engine working end to end
-    (audio in, streamed text out, conversation memory, KV reuse) and what it costs here.
+    The Ultravox model is random, so its words are nonsense: this shows the engines working end
+    to end (audio in, streamed text out, memory, KV reuse, speech out) and what they cost here.
     """
     try:
         from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
@@ -55,6 +47,14 @@ def demo(
         )
         raise typer.Exit(1) from exc
 
+    question = None
+    if audio_in is not None:
+        try:
+            question = read_wav(audio_in)
+        except AirvoiceError as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
     with tempfile.TemporaryDirectory(prefix="airvoice-demo-") as tmp:
         started = time.perf_counter()
         built = build_tiny_ultravox(Path(tmp))
@@ -65,11 +65,12 @@ def demo(
             f"on {engine.device} ({engine.dtype})"
         )
         conversation = engine.new_conversation()
+        kokoro = _offline_kokoro(Path(tmp))
 
         async def run() -> None:
             for turn in range(turns):
-                if audio_in is not None:
-                    samples, rate = read_wav(audio_in)
+                if question is not None:
+                    samples, rate = question
                 else:
                     samples, rate = speechlike(1.0 + turn % 3, seed=turn), 16000
                 stream = engine.respond(conversation, samples, rate)
@@ -84,8 +85,36 @@ def demo(
                     f"{stats.generated_tokens} tokens, prompt {stats.prompt_tokens} "
                     f"({stats.reused_tokens} reused from the KV cache)"
                 )
+                if kokoro is not None and stream.text.strip():
+                    spoke = time.perf_counter()
+                    pcm = kokoro.synthesize(stream.text, _DEMO_VOICE)
+                    seconds = pcm.size / kokoro.sample_rate
+                    console.print(
+                        f"  spoken by Kokoro-82M: {seconds:.1f} s of audio in "
+                        f"{time.perf_counter() - spoke:.2f} s"
+                    )
+                    if audio_out is not None and pcm.size:
+                        write_wav(audio_out, pcm, kokoro.sample_rate)
 
         try:
             asyncio.run(run())
         finally:
             engine.close()
+
+
+_DEMO_VOICE = "jm_kumo"
+
+
+def _offline_kokoro(folder: Path) -> object | None:
+    """The real int8 Kokoro-82M from its PyPI parts (the dev extra), or None when absent."""
+    try:
+        from airvoice.engines.kokoro import KokoroEngine
+        from airvoice.testing.kokoro import build_kokoro_onnx
+        from airvoice.testing.packaged import MissingTestModelError
+    except ImportError:
+        return None
+    try:
+        return KokoroEngine(build_kokoro_onnx(folder / "kokoro"), backend="onnx", device="cpu")
+    except MissingTestModelError:
+        console.print("(Kokoro's PyPI build is not installed: replies are not spoken)")
+        return None
