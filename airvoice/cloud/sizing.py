@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from airvoice.errors import AirvoiceError
+from airvoice.models import registry
 
 MIN_VOLUME_GB = 10
 MAX_VOLUME_GB = 4096
@@ -33,43 +34,30 @@ class PresetSize:
         return max(MIN_VOLUME_GB, math.ceil(self.download_gb * HEADROOM / 5) * 5)
 
 
-PRESETS: dict[str, PresetSize] = {
-    "ultravox-8b": PresetSize("ultravox-8b", "fixie-ai/ultravox-v0_5-llama-3_1-8b", 18.5, 22),
-    "ultravox-1b": PresetSize("ultravox-1b", "fixie-ai/ultravox-v0_5-llama-3_2-1b", 4.5, 8),
-}
-DEFAULT_PRESET = "ultravox-8b"
-
-
 class UnknownPresetError(AirvoiceError, ValueError):
     """A ``--preset`` that does not exist."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown preset {name!r}. Choose one of: {', '.join(PRESETS)}.")
+        super().__init__(f"unknown preset {name!r}. Choose one of: {', '.join(server_presets())}.")
 
 
-def _from_registry(name: str) -> PresetSize | None:
-    """The figures of ``airvoice.models.registry`` when it has the preset (it is the truth)."""
-    try:
-        from airvoice.models import registry
-    except ImportError:
-        return None
-    preset = registry.PRESETS.get(name)
-    tts = registry.PRESETS.get("kokoro-82m")
-    if preset is None or tts is None:
-        return None
-    ultravox = next((r.repo_id for r in preset.repos if r.role == "ultravox"), None)
-    if ultravox is None:
-        return None
-    download = (preset.approx_bytes + tts.approx_bytes) / registry.GB
-    return PresetSize(name, ultravox, round(download, 1), math.ceil(preset.vram_gb + 2))
+def server_presets() -> list[str]:
+    """The presets a GPU pod can serve: those with an Ultravox repo."""
+    return [
+        name
+        for name, preset in registry.PRESETS.items()
+        if any(r.role == "ultravox" for r in preset.repos)
+    ]
 
 
 def preset_size(name: str) -> PresetSize:
-    """The size entry of preset ``name`` (the model registry's figures when it has them)."""
-    found = _from_registry(name)
-    if found is not None:
-        return found
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UnknownPresetError(name) from None
+    """Size entry of preset ``name``, from the model registry (Kokoro-82M included)."""
+    preset = registry.PRESETS.get(name)
+    ultravox = (
+        next((r.repo_id for r in preset.repos if r.role == "ultravox"), None) if preset else None
+    )
+    if preset is None or ultravox is None:
+        raise UnknownPresetError(name)
+    tts = registry.PRESETS["kokoro-82m"]
+    download = (preset.approx_bytes + tts.approx_bytes) / registry.GB
+    return PresetSize(name, ultravox, round(download, 1), math.ceil(preset.vram_gb + 2))
