@@ -207,6 +207,39 @@ def _device(device: str | int | None) -> str | int | None:
     return device
 
 
+def _start_stream(
+    factory: Callable[..., Any],
+    what: str,
+    device: str | int | None,
+    rate: int,
+    callback: Callable[..., None],
+) -> Any:
+    """Open and start a mono PCM16 PortAudio stream in 20 ms blocks, or say what to do."""
+    try:
+        stream = factory(
+            samplerate=rate,
+            channels=1,
+            dtype="int16",
+            blocksize=int(rate * FRAME_SECONDS),
+            device=device,
+            callback=callback,
+        )
+        stream.start()
+    except Exception as exc:
+        raise AudioDeviceError(
+            f"cannot open the {what} {device!r}: {exc}; "
+            "list devices with `airvoice talk --list-devices`"
+        ) from exc
+    return stream
+
+
+def _stop_stream(stream: Any) -> None:
+    """Stop and close a stream opened by :func:`_start_stream` (None is fine)."""
+    if stream is not None:
+        stream.stop()
+        stream.close()
+
+
 class SoundDeviceMicrophone:
     """The default (or a chosen) microphone, captured at 16 kHz in 20 ms blocks."""
 
@@ -232,29 +265,14 @@ class SoundDeviceMicrophone:
     async def frames(self) -> AsyncIterator[bytes]:
         sd = _sounddevice()
         self._loop = asyncio.get_running_loop()
-        try:
-            self._stream = sd.RawInputStream(
-                samplerate=INPUT_SAMPLE_RATE,
-                channels=1,
-                dtype="int16",
-                blocksize=IN_FRAME_BYTES // 2,
-                device=self.device,
-                callback=self._on_audio,
-            )
-            self._stream.start()
-        except Exception as exc:
-            raise AudioDeviceError(
-                f"cannot open the microphone {self.device!r}: {exc}; "
-                "list devices with `airvoice talk --list-devices`"
-            ) from exc
+        self._stream = _start_stream(
+            sd.RawInputStream, "microphone", self.device, INPUT_SAMPLE_RATE, self._on_audio
+        )
         while True:
             yield await self._queue.get()
 
     def close(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+        self._stream = _stop_stream(self._stream)
 
 
 class SoundDevicePlayer:
@@ -273,24 +291,9 @@ class SoundDevicePlayer:
     async def start(self, buffer: JitterBuffer) -> None:
         sd = _sounddevice()
         self.buffer = buffer
-        try:
-            self._stream = sd.RawOutputStream(
-                samplerate=OUTPUT_SAMPLE_RATE,
-                channels=1,
-                dtype="int16",
-                blocksize=OUT_FRAME_BYTES // 2,
-                device=self.device,
-                callback=self._fill,
-            )
-            self._stream.start()
-        except Exception as exc:
-            raise AudioDeviceError(
-                f"cannot open the speaker {self.device!r}: {exc}; "
-                "list devices with `airvoice talk --list-devices`"
-            ) from exc
+        self._stream = _start_stream(
+            sd.RawOutputStream, "speaker", self.device, OUTPUT_SAMPLE_RATE, self._fill
+        )
 
     async def stop(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-            self._stream = None
+        self._stream = _stop_stream(self._stream)
