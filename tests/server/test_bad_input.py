@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 import websockets
-from server_helpers import server_config, ws_url
 
 from airvoice import protocol
 from airvoice.server.app import create_app
 from airvoice.server.run import running_server
+from airvoice.testing.server import offline_server_config as server_config
+from airvoice.testing.server import ws_url
 from airvoice.testing.wire import WireClient
 
 

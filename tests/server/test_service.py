@@ -8,13 +8,14 @@ import time
 import httpx
 import pytest
 import websockets
-from server_helpers import server_config, ws_url
 from typer.testing import CliRunner
 
 from airvoice.cli import app as cli_app
 from airvoice.engines.ultravox import UltravoxEngine
 from airvoice.server.app import create_app
 from airvoice.server.run import bound_port, running_server
+from airvoice.testing.server import offline_server_config as server_config
+from airvoice.testing.server import ws_url
 from airvoice.testing.wire import WireClient
 
 

@@ -7,11 +7,12 @@ import time
 
 import pytest
 import websockets
-from server_helpers import TOKEN, server_config, ws_url
 
 from airvoice.engines.ultravox.conversation import UserTurn
 from airvoice.server.app import create_app
 from airvoice.server.run import running_server
+from airvoice.testing.server import TOKEN, ws_url
+from airvoice.testing.server import offline_server_config as server_config
 from airvoice.testing.wire import WireClient
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from server_helpers import server_config, ws_url
-
 from airvoice.engines.ultravox.conversation import AssistantTurn, UserTurn
 from airvoice.server.app import create_app
 from airvoice.server.run import running_server
+from airvoice.testing.server import offline_server_config as server_config
+from airvoice.testing.server import ws_url
 from airvoice.testing.wire import WireClient
 
 
