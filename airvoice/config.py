@@ -71,9 +71,15 @@ class ServerConfig(BaseSettings):
     device: DeviceName = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(256, ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs the language model is split over (vLLM tensor parallelism; one pod's GPUs)."""
     temperature: float = Field(0.6, ge=0.0)
     max_sessions: int = Field(4, ge=1)
     token: SecretStr | None = None
+    dispatch_secret: SecretStr | None = None
+    """Secret shared with ``airvoice dispatch``: lets the server accept its signed tokens."""
+    replica_id: str | None = None
+    """This replica's name in session tokens (default: the RunPod pod id, else random)."""
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     idle_shutdown_minutes: float | None = Field(None, gt=0)

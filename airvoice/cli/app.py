@@ -9,6 +9,7 @@ import typer
 from airvoice import __version__
 from airvoice.cli.demo import demo
 from airvoice.cli.deploy import deploy
+from airvoice.cli.dispatch import dispatch
 from airvoice.cli.models import models_app
 from airvoice.cli.pods import pods_app, volumes_app
 from airvoice.cli.serve import serve
@@ -48,6 +49,7 @@ app.add_typer(models_app, name="models")
 app.command("talk")(talk)
 app.command("say")(say)
 app.command("deploy")(deploy)
+app.command("dispatch")(dispatch)
 app.add_typer(pods_app, name="pods")
 app.add_typer(volumes_app, name="volumes")
 

@@ -102,6 +102,29 @@ def serve(
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = None,
+    dispatch_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Secret shared with `airvoice dispatch`: accept its signed session tokens "
+            "[default: AIRVOICE_DISPATCH_SECRET].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    replica_id: Annotated[
+        str | None,
+        typer.Option(
+            help="This replica's name in session tokens [default: the RunPod pod id].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    gpu_count: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="GPUs to split the language model over (vLLM tensor parallelism).",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = None,
     ssl_certfile: Annotated[
         str | None,
         typer.Option(help="TLS certificate, for a direct wss://.", rich_help_panel=_PANEL_SERVER),
@@ -173,6 +196,9 @@ def serve(
         "max_new_tokens": max_new_tokens,
         "max_sessions": max_sessions,
         "token": token,
+        "dispatch_secret": dispatch_secret,
+        "replica_id": replica_id,
+        "tensor_parallel_size": gpu_count,
         "ssl_certfile": ssl_certfile,
         "ssl_keyfile": ssl_keyfile,
         "idle_shutdown_minutes": idle_shutdown,
@@ -194,6 +220,10 @@ def serve(
     logging.basicConfig(
         level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    gpu_problem = _gpu_count_problem(config.tensor_parallel_size)
+    if gpu_problem is not None:
+        console.print(f"[red]{gpu_problem}[/red]")
+        raise typer.Exit(2)
 
     try:
         from airvoice.server.engines import check_models, load_engines
@@ -231,6 +261,24 @@ def serve(
     with stop_pod_when_idle(state):  # the cost guard: an idle RunPod pod stops itself
         server.run()
     sys.exit(0)
+
+
+def _gpu_count_problem(wanted: int) -> str | None:
+    """Why ``--gpu-count wanted`` cannot work here, or None."""
+    if wanted == 1:
+        return None
+    try:
+        import torch
+
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        found = 0
+    if found >= wanted:
+        return None
+    return (
+        f"--gpu-count {wanted} splits the model over {wanted} GPUs, but this machine has "
+        f"{found}; use --gpu-count {max(1, found)} or a pod with {wanted} GPUs"
+    )
 
 
 def _go_offline() -> None:

@@ -17,7 +17,10 @@ errors = Console(stderr=True)
 
 TokenOption = Annotated[
     str | None,
-    typer.Option(help="The session token the server printed (default: AIRVOICE_TOKEN)."),
+    typer.Option(
+        help="The token the server printed, also the one a dispatcher asks for "
+        "(default: AIRVOICE_TOKEN)."
+    ),
 ]
 VoiceOption = Annotated[str | None, typer.Option(help="Voice for this session.")]
 SpeedOption = Annotated[
@@ -48,7 +51,11 @@ def _latency_line(latency: Any) -> str:
 
 def talk(
     url: Annotated[
-        str | None, typer.Argument(help="The server, e.g. wss://<pod>-8000.proxy.runpod.net/ws")
+        str | None,
+        typer.Argument(
+            help="The server (wss://<pod>-8000.proxy.runpod.net/ws) or a dispatcher "
+            "(https://host/connect)."
+        ),
     ] = None,
     token: TokenOption = None,
     voice: VoiceOption = None,
@@ -138,7 +145,9 @@ def talk(
 
 
 def say(
-    url: Annotated[str, typer.Argument(help="The server's ws:// or wss:// URL.")],
+    url: Annotated[
+        str, typer.Argument(help="The server's ws(s):// URL, or a dispatcher's http(s):// URL.")
+    ],
     audio_in: Annotated[
         Path, typer.Option("--in", exists=True, dir_okay=False, help="The question, a WAV file.")
     ],

@@ -1,4 +1,5 @@
-"""``VoiceClient``: talk to an airvoice server over ``ws://`` or ``wss://``.
+"""``VoiceClient``: talk to an airvoice server over ``ws://`` or ``wss://``, or through a
+dispatcher (``https://``: ``POST /connect`` names the replica and a session token).
 
 It speaks the server's protobuf frames and RTVI messages (client-ready, then audio), plays
 the bot's audio through a jitter buffer that is flushed on barge-in, gates the microphone while
@@ -22,7 +23,13 @@ import numpy as np
 
 from airvoice import protocol
 from airvoice.client.audio import ArrayMicrophone, ClockedPlayer, Microphone, Player
-from airvoice.client.errors import ClientError, ConnectError, error_for_close
+from airvoice.client.errors import (
+    AuthError,
+    ClientError,
+    ConnectError,
+    ServerBusyError,
+    error_for_close,
+)
 from airvoice.client.jitter import JitterBuffer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,6 +78,9 @@ class VoiceClient:
     >>> async with VoiceClient("wss://host/ws", token="...") as client:   # doctest: +SKIP
     ...     client.on("bot_text", lambda text: print(text, end=""))
     ...     await client.wait_closed()
+
+    With a dispatcher URL (``https://dispatcher`` or ``.../connect``) each connection, and each
+    reconnection, first asks the dispatcher for a replica; ``token`` is then the deploy token.
     """
 
     def __init__(
@@ -90,9 +100,16 @@ class VoiceClient:
         open_timeout: float = 10.0,
     ) -> None:
         scheme = urlsplit(url).scheme
-        if scheme not in ("ws", "wss"):
-            raise ClientError(f"{url!r} is not a ws:// or wss:// URL; it looks like wss://host/ws")
+        if scheme not in ("ws", "wss", "http", "https"):
+            raise ClientError(
+                f"{url!r} is neither a server (wss://host/ws) nor a dispatcher "
+                "(https://host/connect) URL"
+            )
+        self.dispatcher = dispatcher_connect_url(url) if scheme in ("http", "https") else None
+        """The dispatcher's ``/connect`` URL, when sessions go through one."""
         self.url = url
+        """The session's WebSocket URL (with a dispatcher: the replica's, once connected)."""
+        self._session_token: str | None = None
         self.token = token
         self.settings = {k: v for k, v in (("voice", voice), ("speed", speed)) if v is not None}
         self.microphone = microphone
@@ -176,7 +193,10 @@ class VoiceClient:
     async def _open(self) -> None:
         import websockets
 
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        token = self.token
+        if self.dispatcher is not None:
+            self.url, token = await self._ask_dispatcher()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             ws = await websockets.connect(
                 self._session_url(),
@@ -200,6 +220,43 @@ class VoiceClient:
         self._ws = ws
         await self._emit("connected")
 
+    async def _ask_dispatcher(self) -> tuple[str, str]:
+        """``POST /connect``: the replica's WebSocket URL and a session token for it."""
+        import httpx
+
+        assert self.dispatcher is not None
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        where = urlsplit(self.dispatcher).netloc
+        try:
+            async with httpx.AsyncClient(timeout=self.open_timeout) as http:
+                response = await http.post(self.dispatcher, json=self.settings, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ConnectError(
+                f"cannot reach the dispatcher at {where} ({type(exc).__name__}); check the "
+                "address and that it is running"
+            ) from None
+        detail = _detail(response)
+        if response.status_code == 401:
+            raise AuthError(
+                f"the dispatcher refused the token ({detail}); pass the deploy token with "
+                "--token or AIRVOICE_TOKEN"
+            )
+        if response.status_code == 503:
+            retry = response.headers.get("retry-after", "a few")
+            raise ServerBusyError(f"no replica can take a session now: {detail} (retry: {retry} s)")
+        try:
+            body = response.json()
+            ws_url, token = str(body["ws_url"]), str(body["token"])
+        except (ValueError, KeyError, TypeError):
+            raise ConnectError(
+                f"the dispatcher at {where} answered {response.status_code} without a session "
+                f"({detail}); is that URL an airvoice dispatcher?"
+            ) from None
+        if urlsplit(ws_url).scheme not in ("ws", "wss"):
+            raise ConnectError(f"the dispatcher at {where} named a non-WebSocket URL")
+        self._session_token = token
+        return ws_url, token
+
     async def _await_ready(self, ws: Any) -> None:
         async with asyncio.timeout(self.open_timeout):
             while True:
@@ -213,6 +270,7 @@ class VoiceClient:
     def _redacted_url(self) -> str:
         parts = urlsplit(self.url)
         query = [(k, "***" if k == "token" else v) for k, v in parse_qsl(parts.query)]
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     async def _supervise(self) -> None:
@@ -238,6 +296,8 @@ class VoiceClient:
             if self._closing:
                 break
             error = error_for_close(code, reason)
+            if self.dispatcher is not None and isinstance(error, ServerBusyError):
+                error = None  # that replica stopped or filled up: the dispatcher finds another
             if error is not None or code == 1000 or not self.reconnect:
                 self._error = error
                 if error is not None:
@@ -257,7 +317,8 @@ class VoiceClient:
             try:
                 await self._open()
             except ClientError as exc:
-                if not isinstance(exc, ConnectError):
+                retryable = (ConnectError, ServerBusyError) if self.dispatcher else ConnectError
+                if not isinstance(exc, retryable):
                     self._error = exc
                     await self._emit("error", str(exc))
                     return False
@@ -473,6 +534,23 @@ class VoiceClient:
 def _rms(pcm16: bytes) -> float:
     samples = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2").astype(np.float32)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def dispatcher_connect_url(url: str) -> str:
+    """The ``POST /connect`` URL of a dispatcher given by its base URL or that URL itself."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/connect"):
+        path += "/connect"
+    return urlunsplit(parts._replace(path=path, fragment=""))
+
+
+def _detail(response: Any) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail)[:300] if detail else f"HTTP {response.status_code}"
 
 
 def _reason(exc: Any) -> str:

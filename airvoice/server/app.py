@@ -1,4 +1,4 @@
-"""The FastAPI app: ``/ws`` (voice sessions), ``/health``, ``/metrics`` and ``/``."""
+"""The FastAPI app: ``/ws`` (voice sessions), ``/health``, ``/drain``, ``/metrics`` and ``/``."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -20,11 +21,13 @@ from airvoice.server.auth import (
     UNAUTHORIZED_CLOSE_CODE,
     credentials_from,
     generate_token,
+    refusal,
     token_matches,
 )
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
 from airvoice.server.web import add_web_client
+from airvoice.session_tokens import SessionTokenChecker
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +47,28 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     sessions: set[Any] = field(default_factory=set)
     draining: bool = False
+    shutting_down: bool = False
+    exit_when_drained: bool = False
+    replica: str = ""
+    session_tokens: SessionTokenChecker | None = None
     request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
         self.slots = SessionSlots(self.config.max_sessions)
+        self.replica = (
+            self.config.replica_id or os.environ.get("RUNPOD_POD_ID") or secrets.token_hex(6)
+        )
+        if self.config.dispatch_secret is not None:
+            secret = self.config.dispatch_secret.get_secret_value()
+            self.session_tokens = SessionTokenChecker(secret, self.replica)
+
+    def start_draining(self) -> None:
+        """Take no new session; live sessions go on until their clients hang up."""
+        self.draining = True
 
     async def drain(self) -> None:
-        """Refuse new sessions, let live turns finish, close every session with 1001."""
-        self.draining = True
+        """Shut down: refuse new sessions, let live turns finish, close sessions with 1001."""
+        self.draining = self.shutting_down = True
         grace = self.config.shutdown_grace_seconds
         await asyncio.gather(*(s.drain(grace) for s in list(self.sessions)))
 
@@ -72,13 +89,14 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             except Exception as exc:
                 state.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("could not load the models: %s", state.load_error)
-        watcher = None
+        watchers = [asyncio.create_task(_exit_when_drained(state))]
         if config.idle_shutdown_minutes:
-            watcher = asyncio.create_task(_idle_shutdown(state, 60 * config.idle_shutdown_minutes))
+            minutes = config.idle_shutdown_minutes
+            watchers.append(asyncio.create_task(_idle_shutdown(state, 60 * minutes)))
         try:
             yield
         finally:
-            if watcher is not None:
+            for watcher in watchers:
                 watcher.cancel()
             if state.sessions:
                 await state.drain()
@@ -91,16 +109,36 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
         body: dict[str, Any] = {
             "sessions": state.slots.active,
             "max_sessions": state.slots.limit,
+            "free_sessions": 0 if state.draining else state.slots.free,
+            "draining": state.draining,
+            "replica": state.replica,
         }
         if state.engines is None:
             reason = state.load_error or "the models are still loading"
             return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
         if state.draining:
-            return JSONResponse({"status": "unavailable", "reason": "shutting down", **body}, 503)
+            reason = "shutting down" if state.shutting_down else "draining: no new sessions"
+            return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
         if state.slots.free == 0:
             reason = "every session slot is taken"
             return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
         return JSONResponse({"status": "ok", **body})
+
+    @app.post("/drain")
+    async def drain(request: Request, exit: bool = False) -> JSONResponse:
+        """Stop taking sessions and let the live ones finish; ``?exit=true`` also stops the
+        server once the last one has ended. Needs the deploy token (Bearer)."""
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token_matches(given.strip(), state.token):
+            return JSONResponse({"detail": "POST /drain needs the deploy token as Bearer"}, 401)
+        state.start_draining()
+        state.exit_when_drained = state.exit_when_drained or exit
+        state.slots.notify()
+        log.info("draining: %d live sessions to finish", state.slots.active)
+        return JSONResponse(
+            {"draining": True, "sessions": state.slots.active, "exit": state.exit_when_drained},
+            202,
+        )
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -127,14 +165,15 @@ async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
     offered = list(websocket.scope.get("subprotocols") or [])
     creds = credentials_from(websocket.headers, websocket.query_params, offered)
     metrics = state.metrics
-    if not token_matches(creds.token, state.token):
+    refused = refusal(creds.token, state.token, state.session_tokens)
+    if refused is not None:
         metrics.refused.labels("token").inc()
-        reason = "missing or wrong token: pass ?token=, a Bearer header or subprotocol token.<T>"
-        await _refuse(websocket, creds.subprotocol, UNAUTHORIZED_CLOSE_CODE, reason)
+        await _refuse(websocket, creds.subprotocol, UNAUTHORIZED_CLOSE_CODE, refused)
         return
     if state.draining:
         metrics.refused.labels("shutdown").inc()
-        await _refuse(websocket, creds.subprotocol, 1001, "the server is shutting down")
+        reason = "the server is shutting down" if state.shutting_down else "the server is draining"
+        await _refuse(websocket, creds.subprotocol, 1001, reason + "; connect again elsewhere")
         return
     if state.engines is None:
         metrics.refused.labels("loading").inc()
@@ -188,6 +227,14 @@ def _session_settings(config: ServerConfig, engines: Any, query: Any) -> Any:
     )
     extra = {"system_prompt": config.system_prompt} if config.system_prompt else {}
     return SessionSettings(voice=voice, speed=speed, turns=turns, **extra)
+
+
+async def _exit_when_drained(state: ServerState) -> None:
+    """Stop the server once a drain that asked for it has no live session left."""
+    while not (state.exit_when_drained and state.slots.active == 0):
+        await state.slots.wait_changed(5.0)
+    log.info("drained: every session has ended; shutting down")
+    state.request_exit()
 
 
 async def _idle_shutdown(state: ServerState, limit_seconds: float) -> None:

@@ -1,5 +1,9 @@
 """Session tokens: every ``/ws`` connection must present one.
 
+Two kinds are accepted: the server's long-lived deploy token, and (when the server shares a
+dispatch secret with a dispatcher) the short-lived signed tokens of
+:mod:`airvoice.session_tokens`.
+
 Browsers cannot set headers on a WebSocket, so a token is accepted three ways: an
 ``Authorization: Bearer`` header, a ``token`` query parameter, or a WebSocket subprotocol
 ``token.<TOKEN>`` offered beside ``airvoice``. Tokens are compared in constant time and never
@@ -12,6 +16,8 @@ import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from airvoice.session_tokens import SessionTokenChecker, TokenError, looks_like_session_token
 
 SUBPROTOCOL = "airvoice"
 TOKEN_SUBPROTOCOL_PREFIX = "token."
@@ -59,6 +65,27 @@ def token_matches(given: str | None, expected: str) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def refusal(
+    given: str | None, deploy_token: str, sessions: SessionTokenChecker | None
+) -> str | None:
+    """Why a presented token may not open a session, or None if it may.
+
+    The long-lived deploy token always works (direct connections); a signed session token from
+    the dispatcher works once, before it expires, on the replica it names (checked here, with
+    the shared secret, without asking the dispatcher). The reason never contains the token."""
+    if given is None:
+        return "missing token: pass ?token=, a Bearer header or subprotocol token.<T>"
+    if token_matches(given, deploy_token):
+        return None
+    if sessions is not None and looks_like_session_token(given):
+        try:
+            sessions.accept(given)
+        except TokenError as exc:
+            return str(exc)
+        return None
+    return "wrong token: pass ?token=, a Bearer header or subprotocol token.<T>"
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -41,6 +41,10 @@ class SessionSlots:
             self.idle_since = time.monotonic()
         self._changed.set()
 
+    def notify(self) -> None:
+        """Wake whoever waits in ``wait_changed`` (a setting changed)."""
+        self._changed.set()
+
     def idle_seconds(self) -> float:
         """Seconds since the last session ended; 0 while any is open."""
         return 0.0 if self.active else time.monotonic() - self.idle_since
