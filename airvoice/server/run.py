@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -62,6 +63,31 @@ class AirvoiceServer(uvicorn.Server):
         self.should_exit = True
 
 
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Hide ``token=`` query values in uvicorn's lines (it logs each WebSocket's path and query,
+    and Pipecat's web transport sends its token as ``?token=``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        return True
+
+
+def redact_uvicorn_logs() -> None:
+    """Put ``RedactTokens`` on uvicorn's loggers (once)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> uvicorn.Config:
     """uvicorn settings for airvoice: pings every 20 s, bounded messages, TLS if given."""
     options: dict[str, object] = {
@@ -78,7 +104,9 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "lifespan": "on",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    uv_config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    redact_uvicorn_logs()  # after uvicorn configured its logging
+    return uv_config
 
 
 @contextlib.asynccontextmanager

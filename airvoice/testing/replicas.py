@@ -12,6 +12,7 @@ import contextlib
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -135,13 +136,27 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_replica_process(replica_id: str, max_sessions: int = 2) -> tuple[subprocess.Popen, str]:
+def start_replica_process(
+    replica_id: str, max_sessions: int = 2, log_level: str = "warning"
+) -> tuple[subprocess.Popen, str]:
     """A replica in its own process, starting (see ``wait_ready``); and its base URL."""
     port = free_port()
     command = [sys.executable, "-m", "airvoice.testing.replicas", replica_id]
-    command += ["--port", str(port), "--sessions", str(max_sessions)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command += ["--port", str(port), "--sessions", str(max_sessions), "--log-level", log_level]
+    # Its log goes to a file: a pipe nobody reads fills up and stalls the server.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    process.stderr = log  # read back with ``log_tail``
     return process, f"http://127.0.0.1:{port}"
+
+
+def log_tail(process: subprocess.Popen, chars: int = 2000) -> str:
+    """The end of what a process started here wrote to stderr."""
+    log = process.stderr
+    if log is None or log.closed:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")[-chars:]
 
 
 def wait_ready(process: subprocess.Popen, url: str, timeout: float = 90) -> None:
@@ -149,8 +164,7 @@ def wait_ready(process: subprocess.Popen, url: str, timeout: float = 90) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            assert process.stderr is not None
-            raise RuntimeError(f"the replica process failed: {process.stderr.read()[-2000:]!r}")
+            raise RuntimeError(f"the replica process failed: {log_tail(process)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 return
@@ -164,10 +178,13 @@ def main() -> None:
     parser.add_argument("replica_id")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
     from airvoice.server.run import AirvoiceServer, uvicorn_config
 
-    config = instant_config(args.replica_id, args.sessions, port=args.port)
+    config = instant_config(
+        args.replica_id, args.sessions, port=args.port, log_level=args.log_level
+    )
     AirvoiceServer(uvicorn_config(instant_app(config), config)).run()
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from airvoice.testing.replicas import start_replica_process
+from airvoice.testing.replicas import SECRET, TOKEN, log_tail, start_replica_process
 
 
 @pytest.fixture(scope="session")
 def doomed_replica():
-    process, url = start_replica_process("doomed", 2)
+    process, url = start_replica_process("doomed", 2, log_level="info")
     yield process, url
     process.kill()
     process.wait(10)
-    assert process.stderr is not None
+    log = log_tail(process, chars=10**7)
     process.stderr.close()
+    # Read its log as an attacker would: no deploy token, secret or session token in it.
+    assert "WebSocket /ws" in log  # the access log is there...
+    assert TOKEN not in log and SECRET not in log and "av1." not in log  # ...without secrets
 
 
 @pytest.fixture(autouse=True)

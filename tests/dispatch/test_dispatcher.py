@@ -87,6 +87,15 @@ async def test_the_dispatcher_wants_the_deploy_token_and_keeps_the_secret_to_its
         assert ok.headers["cache-control"] == "no-store"
 
 
+async def wait_until_served(url, sessions, timeout=10.0):
+    """Wait until the replica at ``url`` reports ``sessions`` live sessions."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as http:
+        while (await http.get(f"{url}/health")).json()["sessions"] != sessions:
+            assert time.monotonic() < deadline, f"{url} never got to {sessions} sessions"
+            await asyncio.sleep(0.05)
+
+
 def _bearer(token):
     return {"Authorization": f"Bearer {token}"}
 
@@ -167,6 +176,12 @@ async def test_a_killed_replica_s_client_reconnects_through_the_dispatcher(doome
                 client.on("reconnecting", reconnecting.append)
                 await client.connect()
                 assert port_of(client.url) == port_of(doomed_url)
+                # Tokens in the query string, as Pipecat's transport sends them (the log check
+                # in conftest reads the replica's access log for them afterwards).
+                for token in (sign(SECRET, "doomed"), TOKEN):
+                    async with WireClient.connect(f"ws{doomed_url[4:]}/ws?token={token}"):
+                        pass
+                    await wait_until_served(doomed_url, 1)
                 await direct.aclose()  # a slot frees up on the survivor
                 await wait_until(lambda: survivor.state.slots.active == 0, 5, "a free slot")
                 process.kill()  # the doomed replica dies without a word
