@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -57,17 +58,31 @@ class Outcome:
     failed: str | None = None  # opened neither nor refused (e.g. too slow under CPU load)
     free_at_refusal: int = 0
     connect_ms: float | None = None
+    dispatcher_ms: float | None = None  # the dispatcher's own time (its Server-Timing)
 
 
 @dataclass
 class Pool:
-    """What the clients know of the pool: live sessions per replica (by port)."""
+    """What the clients know of the pool: sessions per replica (by port) that are live or
+    ended less than ``lag`` seconds ago (a replica frees a slot, and the dispatcher hears of
+    it, a poll or so after the client hangs up)."""
 
     slots: int
+    lag: float
     live: dict[str, int] = field(default_factory=dict)
+    recently_ended: list[tuple[float, str]] = field(default_factory=list)
+
+    def end(self, port: str) -> None:
+        self.live[port] -= 1
+        self.recently_ended.append((time.perf_counter(), port))
 
     def free(self) -> int:
-        return sum(self.slots - n for n in self.live.values())
+        cutoff = time.perf_counter() - self.lag
+        self.recently_ended = [(t, p) for t, p in self.recently_ended if t > cutoff]
+        busy = dict(self.live)
+        for _, port in self.recently_ended:
+            busy[port] += 1
+        return sum(max(0, self.slots - n) for n in busy.values())
 
 
 async def open_session(ws_url: str, token: str) -> websockets.ClientConnection:
@@ -91,6 +106,9 @@ async def one_session(
         f"{dispatcher}/connect", json={}, headers={"Authorization": f"Bearer {TOKEN}"}
     )
     out.connect_ms = 1000 * (time.perf_counter() - sent)
+    timing = response.headers.get("server-timing", "")
+    if "dur=" in timing:
+        out.dispatcher_ms = float(timing.split("dur=", 1)[1])
     if response.status_code == 503:
         out.refused_by, out.free_at_refusal = "dispatcher", pool.free()
         return
@@ -114,7 +132,7 @@ async def one_session(
     try:
         await asyncio.sleep(hold)
     finally:
-        pool.live[port] -= 1
+        pool.end(port)
         out.ended = time.perf_counter()
         await ws.close()
 
@@ -132,7 +150,7 @@ async def run_load(dispatcher: str, ports: list[str], args: argparse.Namespace, 
     rng = random.Random(args.seed)
     capacity = args.replicas * args.slots
     rate = rho * capacity / args.mean_seconds  # arrivals per second
-    pool = Pool(args.slots, {p: 0 for p in ports})
+    pool = Pool(args.slots, args.poll_interval + 1.0, {p: 0 for p in ports})
     outcomes: list[Outcome] = []
     tasks = []
     started = time.perf_counter()
@@ -160,6 +178,7 @@ async def run_load(dispatcher: str, ports: list[str], args: argparse.Namespace, 
             "utilisation": round(busy / (args.slots * span), 3),
         }
     connect = [o.connect_ms for o in outcomes if o.connect_ms is not None]
+    inside = [o.dispatcher_ms for o in outcomes if o.dispatcher_ms is not None]
     by_dispatcher = [o for o in outcomes if o.refused_by == "dispatcher"]
     return {
         "offered_load": rho,
@@ -167,6 +186,7 @@ async def run_load(dispatcher: str, ports: list[str], args: argparse.Namespace, 
         "sessions": len(outcomes),
         "refused_by_dispatcher": len(by_dispatcher),
         "refused_while_a_slot_was_free": sum(1 for o in by_dispatcher if o.free_at_refusal > 0),
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "refused_by_replica_after_dispatch": sum(1 for o in outcomes if o.refused_by == "replica"),
         "failed_to_open": sum(1 for o in outcomes if o.failed),
         "replicas": list(per_replica.values()),
@@ -174,6 +194,10 @@ async def run_load(dispatcher: str, ports: list[str], args: argparse.Namespace, 
         "dispatch_ms": {
             "p50": round(statistics.median(connect), 2),
             "p99": round(percentile(connect, 0.99), 2),
+        },
+        "dispatcher_own_ms": {
+            "p50": round(statistics.median(inside), 3) if inside else None,
+            "p99": round(percentile(inside, 0.99), 3) if inside else None,
         },
         "seconds": round(span, 1),
     }
@@ -271,9 +295,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicas", type=int, default=3, help="K replicas")
     parser.add_argument("--slots", type=int, default=4, help="S session slots per replica")
-    parser.add_argument("--sessions", type=int, default=120, help="arrivals per load")
-    parser.add_argument("--mean-seconds", type=float, default=4.0, help="mean session length")
-    parser.add_argument("--below", type=float, default=0.4, help="offered load below capacity")
+    parser.add_argument("--sessions", type=int, default=80, help="arrivals per load")
+    parser.add_argument("--mean-seconds", type=float, default=8.0, help="mean session length")
+    parser.add_argument("--below", type=float, default=0.5, help="offered load below capacity")
     parser.add_argument("--above", type=float, default=1.5, help="offered load above capacity")
     parser.add_argument("--poll-interval", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=16)

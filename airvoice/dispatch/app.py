@@ -96,11 +96,14 @@ def create_dispatch_app(config: DispatchConfig, pool: ReplicaPool | None = None)
             return JSONResponse({"detail": detail}, 401, headers=NO_STORE)
         options = await _session_options(request)
         replica = pool.choose()
-        if replica is None:
-            await pool.refresh()  # before saying no, look again
+        if replica is None and not pool.fresh():
+            await pool.refresh()  # before saying no on old news, look again
             replica = pool.choose()
         if replica is None:
-            return _all_full(pool, config.retry_after_seconds)
+            refused = _all_full(pool, config.retry_after_seconds)
+            took = 1000 * (time.perf_counter() - started)
+            refused.headers["Server-Timing"] = f"dispatch;dur={took:.3f}"
+            return refused
         assert replica.replica_id is not None
         session_token = sign(secret, replica.replica_id, config.token_ttl_seconds)
         url = websocket_url(replica.url)

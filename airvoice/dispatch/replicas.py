@@ -61,6 +61,8 @@ class Replica:
     reservations: list[float] = field(default_factory=list)
     """When this dispatcher sent it sessions that its last report may not count yet."""
     last_chosen: float = 0.0
+    slow_polls: int = 0
+    """Polls in a row that timed out (a busy replica answers late; a dead one refuses)."""
 
     def effective_free(self) -> int:
         return self.free_sessions - len(self.reservations)
@@ -91,6 +93,7 @@ class Replica:
     def apply(self, report: dict[str, Any], polled_at: float, settle: float) -> None:
         """Take in a ``/health`` body from a poll that began at ``polled_at``."""
         self.reachable = True
+        self.slow_polls = 0
         self.status = str(report.get("status", "unknown"))
         self.reason = str(report.get("reason", ""))
         self.sessions = int(report.get("sessions", 0))
@@ -107,8 +110,9 @@ class Replica:
         # A session sent well before this poll began is in its numbers by now.
         self.reservations = [t for t in self.reservations if t > polled_at - settle]
 
-    def unreachable(self, reason: str) -> None:
+    def unreachable(self, reason: str, polled_at: float) -> None:
         self.reachable = False
+        self.polled_at = polled_at
         self.status = "unreachable"
         self.reason = reason
         self.reservations.clear()
@@ -120,6 +124,8 @@ class PoolSettings:
     poll_timeout: float = 2.0
     settle_seconds: float = 1.0
     kv_cache_full: float = 0.95
+    slow_polls_allowed: int = 3
+    """Timed-out polls in a row before a replica counts as down (a refused connection: at once)."""
 
 
 class ReplicaPool:
@@ -187,10 +193,14 @@ class ReplicaPool:
                 raise ValueError("no airvoice health report")
         except (httpx.HTTPError, ValueError) as exc:
             replica = self.replicas.get(url)
+            if replica is not None and isinstance(exc, httpx.TimeoutException):
+                replica.slow_polls += 1
+                if replica.slow_polls < self.settings.slow_polls_allowed:
+                    return  # busy, not gone: keep what it said last
             if replica is not None:
                 if replica.reachable:
                     log.warning("replica %s stopped answering: %s", url, type(exc).__name__)
-                replica.unreachable(f"{type(exc).__name__} on /health")
+                replica.unreachable(f"{type(exc).__name__} on /health", began)
             return
         replica = self.replicas.get(url)
         if replica is not None:
@@ -218,7 +228,12 @@ class ReplicaPool:
         """Forget a replica's slots until its next poll (a client could not reach it)."""
         replica = self.replicas.get(url)
         if replica is not None:
-            replica.unreachable(reason)
+            replica.unreachable(reason, time.monotonic())
+
+    def fresh(self) -> bool:
+        """Whether every replica was polled within the last two poll intervals."""
+        oldest = min((r.polled_at for r in self.replicas.values()), default=0.0)
+        return time.monotonic() - oldest < 2 * self.settings.poll_interval
 
     def totals(self) -> tuple[int, int, int]:
         """(replicas answering, sessions open, session slots) over the whole pool."""
