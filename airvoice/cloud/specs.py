@@ -14,14 +14,15 @@ from typing import Any
 from airvoice import __version__
 
 DEFAULT_IMAGE = f"ghcr.io/airvoice/airvoice:{__version__}"
-MIN_CUDA_VERSION = "12.6"
+MIN_CUDA_VERSION = "13.0"
 """The oldest host CUDA (driver) version the image runs on: the CUDA build of its torch wheel.
 
-The image's torch is PyTorch's CUDA 12.6 build (``cu126``; the Dockerfile's ``TORCH_CUDA``),
-which runs on a host driver reporting CUDA 12.6 or newer (R560+). RunPod places a pod only on
-a host at or above ``gpu.minCudaVersion`` and the catalog look-up uses the same floor, so a pod
-never lands on a driver too old for the image. Change it together with the Dockerfile (CUDA
-13.0 wheels would need "13.0", an R580+ driver)."""
+The image's torch is PyTorch's CUDA 13.0 build (the Dockerfile's ``TORCH_CUDA``; the vLLM
+wheel is built against it), which needs a host driver reporting CUDA 13.0 or newer (R580+).
+RunPod places a pod only on a host at or above ``gpu.minCudaVersion``, and the catalog look-up
+uses the same floor, so a pod never lands on a driver too old for the image. Change it
+together with the Dockerfile (the legacy CUDA 12.6 build would be "12.6").
+``tests/cloud/test_runpod_rules.py`` checks that the two agree."""
 SERVER_PORT = 8000
 VOLUME_PATH = "/workspace"
 HF_HOME = f"{VOLUME_PATH}/hf"

@@ -282,10 +282,10 @@ _DATA_CENTERS: list[dict[str, Any]] = [
             "NVIDIA RTX 2000 Ada Generation": "HIGH",
         },
         "hosts": {
-            "NVIDIA L4": ["12.4", "12.8"],
-            "NVIDIA RTX A5000": ["12.8"],
-            "NVIDIA RTX 5000 Ada Generation": ["12.8"],
-            "NVIDIA RTX 2000 Ada Generation": ["12.8"],
+            "NVIDIA L4": ["12.4", "12.8", "13.0"],
+            "NVIDIA RTX A5000": ["12.8", "13.0"],
+            "NVIDIA RTX 5000 Ada Generation": ["13.0"],
+            "NVIDIA RTX 2000 Ada Generation": ["13.0"],
         },
         "cpus": {"cpu3c": "HIGH", "cpu5c": "MEDIUM"},
     },
@@ -318,7 +318,7 @@ _DATA_CENTERS: list[dict[str, Any]] = [
         "globalNetwork": False,
         "country": "US",
         "gpus": {"NVIDIA L4": "HIGH", "NVIDIA H100 80GB HBM3": "LOW"},
-        "hosts": {"NVIDIA L4": ["12.8"], "NVIDIA H100 80GB HBM3": ["12.8"]},
+        "hosts": {"NVIDIA L4": ["12.8", "13.0"], "NVIDIA H100 80GB HBM3": ["12.8", "13.0"]},
         "cpus": {},
     },
 ]

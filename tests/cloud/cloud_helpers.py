@@ -29,11 +29,14 @@ def deploy_json(*args: str) -> tuple[int, dict | None, str]:
 
 
 def image_cuda() -> str:
-    """The host CUDA the image needs: its torch wheel's CUDA build (``ARG TORCH_CUDA=cu126``)."""
+    """The host CUDA the image needs: its torch wheel's CUDA build, as the Dockerfile names it
+    (``ARG TORCH_CUDA=13.0``, or a wheel tag such as ``cu126``)."""
     import re
     from pathlib import Path
 
-    dockerfile = Path(__file__).resolve().parents[2] / "Dockerfile"
-    match = re.search(r"^ARG TORCH_CUDA=cu(\d+)(\d)$", dockerfile.read_text(), re.MULTILINE)
-    assert match, "the Dockerfile names no CUDA build of torch (ARG TORCH_CUDA=cuXYZ)"
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    match = re.search(r"^ARG TORCH_CUDA=(?:cu(\d+)(\d)|(\d+\.\d+))$", text, re.MULTILINE)
+    assert match, "the Dockerfile names no CUDA build of torch (ARG TORCH_CUDA=...)"
+    if match.group(3):
+        return match.group(3)
     return f"{int(match.group(1))}.{match.group(2)}"
