@@ -281,7 +281,14 @@ def test_configuration_reference_documents_every_serve_option():
 
 
 def test_every_airvoice_variable_in_the_docs_exists():
-    extra = {"AIRVOICE_PRESET", "AIRVOICE_RUNPOD_API_URL", "AIRVOICE_RUNPOD_PROXY_TEMPLATE"}
+    extra = {
+        "AIRVOICE_PRESET",
+        "AIRVOICE_RUNPOD_API_URL",
+        "AIRVOICE_RUNPOD_PROXY_TEMPLATE",
+        "AIRVOICE_DEPLOYMENT",
+        "AIRVOICE_IDLE_ACTION",
+        "AIRVOICE_PREFETCH_GRACE_SECONDS",
+    }
     source = "".join(p.read_text() for p in (ROOT / "airvoice").rglob("*.py"))
     assert all(var in source for var in extra)
     known = extra | {f"AIRVOICE_{n.upper()}" for n in ServerConfig.model_fields}

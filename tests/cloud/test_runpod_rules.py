@@ -52,7 +52,10 @@ def test_min_cuda_version_is_the_images_cuda():
 
 
 def test_the_gpu_pod_runs_on_a_driver_new_enough_for_the_image(fake, proxy_to_server):
-    # CA-MTL-1 has L4 stock, but only on hosts reporting CUDA 12.2, and sorts first.
+    # CA-MTL-1 has L4 stock, but only on hosts reporting CUDA 12.2; it sorts first and even
+    # holds a volume of the right name: no prefetch, no pod goes there.
+    made = run_cli("volumes", "create", "airvoice-models", "--data-center", "CA-MTL-1", "--json")
+    assert made.exit_code == 0, made.stderr
     code, result, err = deploy_json(*FAST)
     assert code == 0, err
     (catalog,) = [q for op, q, _ in fake.requests if op == "getGpuType"]
@@ -61,7 +64,7 @@ def test_the_gpu_pod_runs_on_a_driver_new_enough_for_the_image(fake, proxy_to_se
     assert body["gpu"]["minCudaVersion"] == MIN_CUDA_VERSION
     assert body["env"]["AIRVOICE_DEVICE"] == "cuda"  # a GPU failure is loud, never the CPU
     assert result["data_center"] != "CA-MTL-1"
-    assert "CA-MTL-1" not in [b["dataCenter"] for b in fake.bodies("createNetworkVolume")]
+    assert all(b["dataCenterIds"] != ["CA-MTL-1"] for b in fake.bodies("createPod"))
     assert _cuda(result["cuda_version"]) >= _cuda(image_cuda())
 
 
