@@ -12,6 +12,7 @@ from airvoice.cli.deploy import deploy
 from airvoice.cli.dispatch import dispatch
 from airvoice.cli.models import models_app
 from airvoice.cli.pods import pods_app, volumes_app
+from airvoice.cli.scale import scale
 from airvoice.cli.serve import serve
 from airvoice.cli.talk import say, talk
 
@@ -50,6 +51,7 @@ app.command("talk")(talk)
 app.command("say")(say)
 app.command("deploy")(deploy)
 app.command("dispatch")(dispatch)
+app.command("scale")(scale)
 app.add_typer(pods_app, name="pods")
 app.add_typer(volumes_app, name="volumes")
 

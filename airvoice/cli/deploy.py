@@ -35,6 +35,26 @@ def deploy(
             rich_help_panel=_PANEL_WHERE,
         ),
     ] = "L4",
+    gpu_count: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="GPUs per pod; the language model is split over them (tensor parallelism: "
+            "1, 2, 4 or 8). See the hardware guide for when it pays.",
+            rich_help_panel=_PANEL_WHERE,
+        ),
+    ] = 1,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=32,
+            help="Identical GPU pods sharing the network volume, behind a dispatcher pod "
+            "(one URL); `airvoice scale` changes the number later.",
+            rich_help_panel=_PANEL_WHERE,
+        ),
+    ] = 1,
     name: Annotated[
         str,
         typer.Option(
@@ -255,6 +275,8 @@ def deploy(
             registry=registry_auth,
             replace=replace,
             keep_volume=keep_volume,
+            gpu_count=gpu_count,
+            replicas=replicas,
         )
         proxy = ProxyUrls.from_env()
         if dry_run:
@@ -287,10 +309,18 @@ def deploy(
         )
         out.print(f"  endpoint  {escape(result.endpoint)}", highlight=False, soft_wrap=True)
         out.print(f"  token     {escape(result.token)}", highlight=False, soft_wrap=True)
-        out.print(
-            f"  pod       {escape(result.pod_id)}  (${result.cost_per_hour:.2f}/hour)",
-            highlight=False,
-        )
+        if result.dispatcher_pod_id:
+            out.print(
+                f"  replicas  {escape(', '.join(result.replica_pod_ids))}; dispatcher "
+                f"{escape(result.dispatcher_pod_id)}  (${result.cost_per_hour:.2f}/hour in all)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            out.print(
+                f"  pod       {escape(result.pod_id)}  (${result.cost_per_hour:.2f}/hour)",
+                highlight=False,
+            )
         if idle_shutdown > 0:
             verb = "terminates" if result.idle_action == "terminate" else "stops"
             out.print(

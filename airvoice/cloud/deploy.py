@@ -13,6 +13,11 @@ volumes) the GPU pod downloads the weights itself (``serve --download-missing``)
 
 ``create_gpu_pod`` makes one serving pod of a deployment given its volume, so that more
 replicas can be added the same way; ``deployment_pods`` finds them by name.
+
+With ``replicas`` > 1 the deploy starts that many identical GPU pods in the volume's data center,
+all mounting the one network volume (RunPod lets several pods read one volume at once; it must be
+attached at creation and binds the pods to its data center), then a small CPU pod running
+``airvoice dispatch`` in front of them; the endpoint is then the dispatcher's ``/connect``.
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ from airvoice.cloud.runpod import DEFAULT_BASE_URL, RunPodClient
 from airvoice.cloud.sizing import PresetSize
 from airvoice.cloud.specs import (
     CONTAINER_DISK_GB,
+    DISPATCH_PORT,
+    DISPATCHER_VCPUS,
     IDLE_ACTIONS,
     MIN_CUDA_VERSION,
     SERVER_PORT,
     HfCredential,
     ServerSettings,
+    dispatcher_pod_request,
     gpu_pod_request,
     prefetch_pod_request,
     volume_request,
@@ -104,8 +112,19 @@ class DeployOptions:
     registry: str | None = None
     replace: bool = False
     keep_volume: bool = False
+    gpu_count: int = 1
+    """GPUs per pod (the model is split over them: tensor parallelism)."""
+    replicas: int = 1
+    """Identical GPU pods sharing the volume, behind a dispatcher when more than one."""
 
     def __post_init__(self) -> None:
+        if self.gpu_count < 1 or self.replicas < 1:
+            raise DeployError("--gpu-count and --replicas must be at least 1.")
+        if self.replicas > 1 and self.cloud != "SECURE":
+            raise DeployError(
+                "--replicas shares one network volume between the pods, and network volumes "
+                "exist on Secure Cloud only: use --cloud SECURE, or deploy single pods."
+            )
         if self.cloud not in CLOUDS:
             raise DeployError(f"unknown --cloud {self.cloud!r}: use SECURE or COMMUNITY.")
         if self.idle_action not in IDLE_ACTIONS:
@@ -125,9 +144,11 @@ class DeployOptions:
         """The volume size to create (or grow to)."""
         return self.volume_size_gb or self.preset.volume_gb
 
-    def settings(self, token: str) -> ServerSettings:
+    def settings(self, token: str, dispatch_secret: str | None = None) -> ServerSettings:
         """What the serving pod is told."""
         return ServerSettings(
+            gpu_count=self.gpu_count,
+            dispatch_secret=dispatch_secret,
             token=token,
             preset=self.preset.name,
             ultravox_repo=self.preset.ultravox_repo,
@@ -160,6 +181,9 @@ class DeployResult:
     cuda_version: str | None = None
     idle_action: str = "terminate"
     down_command: str = ""
+    replica_pod_ids: list[str] = field(default_factory=list)
+    dispatcher_pod_id: str | None = None
+    gpu_count: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -310,10 +334,21 @@ def plan_deploy(
         disk_gb=_disk_gb(options),
     )
     add(PlannedRequest("POST", f"{api}/pods", body))
+    if options.replicas > 1:
+        plan.steps.append(
+            f"create {options.replicas - 1} more identical GPU pods in {dc} on the same volume "
+            "(AIRVOICE_DISPATCH_SECRET shared, generated at deploy time)"
+        )
     plan.steps.append("wait for RUNNING, then for /health 200 through the proxy")
     add(PlannedRequest("GET", f"{api}/pods/{pod_id}", note="polled until RUNNING"))
     add(PlannedRequest("GET", proxy.health(pod_id, SERVER_PORT), note="polled until 200"))
-    plan.steps.append(f"print {proxy.websocket(pod_id, SERVER_PORT)} and the token")
+    if options.replicas > 1:
+        plan.steps.append(
+            f"create a {DISPATCHER_VCPUS}-vCPU pod in {dc} running `airvoice dispatch` over the "
+            f"replicas; print {proxy.base('<dispatcher pod id>', DISPATCH_PORT)}/connect"
+        )
+    else:
+        plan.steps.append(f"print {proxy.websocket(pod_id, SERVER_PORT)} and the token")
     return plan
 
 
@@ -362,6 +397,7 @@ def create_gpu_pod(
     volume: Volume | None,
     token: str,
     download: HfCredential | None = None,
+    dispatch_secret: str | None = None,
 ) -> Pod:
     """Create one serving pod of ``options``' deployment (raises RunPod's error if not placed)."""
     body = gpu_pod_request(
@@ -371,7 +407,7 @@ def create_gpu_pod(
         cloud=options.cloud,
         data_center=data_center,
         volume_id=volume.id if volume else None,
-        settings=options.settings(token),
+        settings=options.settings(token, dispatch_secret),
         download=download,
         registry=options.registry,
         disk_gb=_disk_gb(options),
@@ -401,6 +437,8 @@ class Deployer:
         self.reused_volumes: list[Volume] = []
         self.removed_volumes: list[str] = []
         """What this run created and removed again, as shown to the user."""
+        self.created_pods: list[Pod] = []
+        """Serving and dispatcher pods of this run: removed again if the deploy fails."""
 
     def run(self) -> DeployResult:
         """Deploy; on any failure remove what this run created and raise ``DeployError``."""
@@ -442,6 +480,7 @@ class Deployer:
         if not candidates:
             raise DeployError(self._nowhere(gpu))
         token = options.token or secrets.token_urlsafe(24)
+        secret = secrets.token_urlsafe(32) if options.replicas > 1 else None
         last_error: RunPodError | None = None
         for dc in candidates:
             volume = self._volume_in(dc, volumes) if options.uses_volume else None
@@ -460,6 +499,7 @@ class Deployer:
                         volume=volume,
                         token=token,
                         download=download,
+                        dispatch_secret=secret,
                     )
             except (BadRequestError, PermissionDeniedError) as exc:
                 last_error = exc
@@ -470,6 +510,9 @@ class Deployer:
                 continue
             except PaymentRequiredError:
                 raise
+            self.created_pods.append(pod)
+            if secret is not None:
+                return self._finish_replicas(pod, gpu, dc, volume, token, download, secret)
             return self._finish(pod, gpu, dc, volume, token, download)
         detail = f" Last answer: {last_error.detail}" if last_error else ""
         raise DeployError(
@@ -582,8 +625,16 @@ class Deployer:
         return True
 
     def _clean_up(self) -> str:
-        """Remove the volumes this run created; say what was removed and what was kept."""
+        """Remove the pods and volumes this run created; say what was removed and kept."""
         kept = []
+        for pod in self.created_pods:
+            try:
+                remove_pod(self.client, pod.id)
+            except RunPodError as exc:
+                kept.append(f"pod {pod.id}: could not be removed ({exc}), run `airvoice pods rm`")
+            else:
+                self.removed_volumes.append(f"pod {pod.id}")
+        self.created_pods.clear()
         for volume in list(self.created_volumes):
             label = f"{volume.name} ({volume.id}, {volume.data_center})"
             if self.options.keep_volume:
@@ -664,4 +715,104 @@ class Deployer:
             cuda_version=ready.cuda_version,
             idle_action=options.idle_action,
             down_command=down_command(options.name),
+        )
+
+    def _finish_replicas(
+        self,
+        first: Pod,
+        gpu: GpuType,
+        dc: DataCenter,
+        volume: Volume | None,
+        token: str,
+        download: HfCredential | None,
+        secret: str,
+    ) -> DeployResult:
+        """The other replicas in ``dc`` on the same volume, then the dispatcher in front."""
+        options = self.options
+        pods = [first]
+        for number in range(2, options.replicas + 1):
+            with self.reporter.phase(
+                f"creating replica {number} of {options.replicas} in {dc.id} (same volume)"
+            ):
+                try:
+                    pod = create_gpu_pod(
+                        self.client,
+                        options,
+                        name=f"{options.name}-{self.run_id}-{number}",
+                        data_center=dc.id,
+                        volume=volume,
+                        token=token,
+                        download=download,
+                        dispatch_secret=secret,
+                    )
+                except (BadRequestError, PermissionDeniedError) as exc:
+                    why = "no capacity" if getattr(exc, "no_capacity", False) else exc.detail
+                    raise DeployError(
+                        f"replica {number} of {options.replicas} could not be placed in {dc.id}, "
+                        f"the volume's data center ({why}). Try fewer --replicas, another "
+                        "--gpu, or later."
+                    ) from exc
+            self.created_pods.append(pod)
+            pods.append(pod)
+        result = self._finish(first, gpu, dc, volume, token, download)
+        cost = result.cost_per_hour
+        for pod in pods[1:]:
+            ready = wait_ready(
+                self.client,
+                pod.id,
+                self.proxy.health(pod.id, SERVER_PORT),
+                self.reporter,
+                self.timing,
+            )
+            cost += ready.cost_per_hour or pod.cost_per_hour
+        replica_urls = [self.proxy.base(p.id, SERVER_PORT) for p in pods]
+        dispatcher = self._start_dispatcher(dc, replica_urls, token, secret)
+        endpoint = f"{self.proxy.base(dispatcher.id, DISPATCH_PORT)}/connect"
+        result.endpoint = endpoint
+        result.health_url = self.proxy.health(dispatcher.id, DISPATCH_PORT)
+        result.talk_command = talk_command(endpoint, token)
+        result.replica_pod_ids = [p.id for p in pods]
+        result.dispatcher_pod_id = dispatcher.id
+        result.cost_per_hour = round(cost + dispatcher.cost_per_hour, 4)
+        result.gpu_count = options.gpu_count
+        self.created_pods.clear()  # done: they are the deployment now
+        return result
+
+    def _start_dispatcher(
+        self, dc: DataCenter, replica_urls: list[str], token: str, secret: str
+    ) -> Pod:
+        options = self.options
+        last: RunPodError | None = None
+        for cpu_id in cpu_candidates(dc):
+            body = dispatcher_pod_request(
+                name=f"{options.name}-dispatch-{self.run_id}",
+                image=options.image,
+                data_center=dc.id,
+                cpu_id=cpu_id,
+                replica_urls=replica_urls,
+                token=token,
+                secret=secret,
+                deployment=options.name,
+                registry=options.registry,
+            )
+            try:
+                with self.reporter.phase(f"creating the dispatcher pod in {dc.id}"):
+                    pod = create_pod_or_clean_up(self.client, body)
+            except (BadRequestError, PermissionDeniedError) as exc:
+                last = exc
+                continue
+            self.created_pods.append(pod)
+            wait_ready(
+                self.client,
+                pod.id,
+                self.proxy.health(pod.id, DISPATCH_PORT),
+                self.reporter,
+                self.timing,
+            )
+            return pod
+        detail = f" ({last.detail})" if last else ""
+        raise DeployError(
+            f"no CPU pod could be placed in {dc.id} for the dispatcher{detail}. Run it on any "
+            "host instead: `airvoice dispatch --replica URL ...` with this deploy's token and "
+            "secret, or try later."
         )

@@ -24,6 +24,10 @@ uses the same floor, so a pod never lands on a driver too old for the image. Cha
 together with the Dockerfile (the legacy CUDA 12.6 build would be "12.6").
 ``tests/cloud/test_runpod_rules.py`` checks that the two agree."""
 SERVER_PORT = 8000
+DISPATCH_PORT = 8080
+ROLE_ENV = "AIRVOICE_ROLE"
+"""``replica`` (a serving GPU pod) or ``dispatcher`` (the CPU pod in front of the replicas)."""
+DISPATCHER_VCPUS = 2
 VOLUME_PATH = "/workspace"
 HF_HOME = f"{VOLUME_PATH}/hf"
 PREFETCH_OK = "AIRVOICE_PREFETCH_OK"
@@ -139,6 +143,10 @@ class ServerSettings:
     idle_shutdown_minutes: float
     idle_action: str = "terminate"
     deployment: str = "airvoice"
+    gpu_count: int = 1
+    """GPUs in the pod; the language model is split over them (tensor parallelism)."""
+    dispatch_secret: str | None = None
+    """Shared with the dispatcher, whose signed session tokens the replica then accepts."""
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -157,7 +165,12 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         "AIRVOICE_DEVICE": "cuda",
         "HF_HOME": HF_HOME,
         DEPLOYMENT_ENV: settings.deployment,
+        ROLE_ENV: "replica",
     }
+    if settings.gpu_count > 1:
+        env["AIRVOICE_TENSOR_PARALLEL_SIZE"] = str(settings.gpu_count)
+    if settings.dispatch_secret:
+        env["AIRVOICE_DISPATCH_SECRET"] = settings.dispatch_secret
     if settings.idle_shutdown_minutes > 0:
         env["AIRVOICE_IDLE_SHUTDOWN_MINUTES"] = f"{settings.idle_shutdown_minutes:g}"
         env["AIRVOICE_IDLE_ACTION"] = settings.idle_action
@@ -192,7 +205,7 @@ def gpu_pod_request(
     body: dict[str, Any] = {
         "name": name,
         "image": image,
-        "gpu": {"id": gpu_id, "count": 1, "minCudaVersion": MIN_CUDA_VERSION},
+        "gpu": {"id": gpu_id, "count": settings.gpu_count, "minCudaVersion": MIN_CUDA_VERSION},
         "cloud": cloud,
         "dataCenterIds": [data_center],
         "ports": [f"{SERVER_PORT}/http"],
@@ -202,6 +215,42 @@ def gpu_pod_request(
     }
     if volume_id is not None:
         body["mounts"] = {"network": [{"volumeId": volume_id, "path": VOLUME_PATH}]}
+    if registry:
+        body["registry"] = registry
+    return body
+
+
+def dispatcher_pod_request(
+    *,
+    name: str,
+    image: str,
+    data_center: str,
+    cpu_id: str,
+    replica_urls: list[str],
+    token: str,
+    secret: str,
+    deployment: str,
+    registry: str | None = None,
+) -> dict[str, Any]:
+    """``CreatePodRequest`` of the small CPU pod that runs ``airvoice dispatch`` in front of the
+    replicas (their proxy URLs), in their data center."""
+    body: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "cpu": {"id": cpu_id, "vcpuCount": DISPATCHER_VCPUS},
+        "cloud": "SECURE",
+        "dataCenterIds": [data_center],
+        "ports": [f"{DISPATCH_PORT}/http"],
+        "env": {
+            "AIRVOICE_DISPATCH_REPLICAS": ",".join(replica_urls),
+            "AIRVOICE_TOKEN": token,
+            "AIRVOICE_DISPATCH_SECRET": secret,
+            DEPLOYMENT_ENV: deployment,
+            ROLE_ENV: "dispatcher",
+        },
+        "args": f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT}",
+        "disk": CONTAINER_DISK_GB,
+    }
     if registry:
         body["registry"] = registry
     return body

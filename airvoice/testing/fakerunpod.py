@@ -427,6 +427,8 @@ class FakeRunPod:
         """(operationId, query, JSON body) of every call, in order."""
         self.pods: dict[str, _Pod] = {}
         self.deleted: list[dict[str, Any]] = []
+        self.deleted_at: dict[str, float] = {}
+        """Pod id -> when it was deleted (``time.monotonic``)."""
         self.volumes: dict[str, dict[str, Any]] = {}
         self.volume_contents: dict[str, set[str]] = {}
         self.seen_authorization: list[str] = []
@@ -918,6 +920,7 @@ class FakeRunPod:
     def _remove(self, pod_id: str) -> None:
         pod = self.pods.pop(pod_id)
         self.deleted.append(pod.data)
+        self.deleted_at[pod_id] = time.monotonic()
 
     def _op_deletePod(self, params: dict, data: Any, query: dict, request: Any) -> tuple:
         if params["id"] not in self.pods:
