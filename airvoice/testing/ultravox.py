@@ -18,6 +18,7 @@ from safetensors.torch import save_file
 
 from airvoice.engines.ultravox.config import UltravoxConfig
 from airvoice.engines.ultravox.loading import build_model
+from airvoice.engines.ultravox.modeling import RMSNorm
 from airvoice.testing.tokenizer import build_llama3_tokenizer
 
 TEXT_MODEL_ID = "meta-llama/Llama-3.2-1B-Instruct"
@@ -71,7 +72,10 @@ class TinyUltravox:
     audio_model_dir: Path | None
 
 
-def _whisper_config(size: str) -> dict[str, object]:
+def _whisper_config(size: str, head_size: int | None) -> dict[str, object]:
+    audio = dict(SIZES[size]["audio"])
+    if head_size is not None:
+        audio["encoder_attention_heads"] = max(1, audio["d_model"] // head_size)
     return {
         "model_type": "whisper",
         "_name_or_path": AUDIO_MODEL_ID,
@@ -90,11 +94,19 @@ def _whisper_config(size: str) -> dict[str, object]:
         "begin_suppress_tokens": None,
         "activation_function": "gelu",
         "scale_embedding": False,
-        **SIZES[size]["audio"],
+        **audio,
     }
 
 
-def _llama_config(size: str, vocab_size: int, tied: bool) -> dict[str, object]:
+def _llama_config(
+    size: str, vocab_size: int, tied: bool, head_size: int | None
+) -> dict[str, object]:
+    text = dict(SIZES[size]["text"])
+    if head_size is not None:
+        heads = max(1, text["hidden_size"] // head_size)
+        text["num_attention_heads"] = heads
+        text["num_key_value_heads"] = max(1, heads // 2)
+        text["head_dim"] = head_size
     return {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -107,7 +119,7 @@ def _llama_config(size: str, vocab_size: int, tied: bool) -> dict[str, object]:
         "bos_token_id": 0,
         "eos_token_id": [1, 4, 5],
         "torch_dtype": "bfloat16",
-        **SIZES[size]["text"],
+        **text,
     }
 
 
@@ -142,11 +154,19 @@ def build_tiny_ultravox(
     embed_audio_config: bool = True,
     text_shards: int = 2,
     tied_embeddings: bool = True,
+    head_size: int | None = None,
+    audio_gain: float = 1.0,
+    config_extra: dict[str, object] | None = None,
 ) -> TinyUltravox:
     """Write a random Ultravox in hub layout under ``root``; returns the repo directories.
 
     With ``embed_audio_config=False`` the audio tower lives in a separate Whisper repo named by
-    ``audio_model_id`` (full Whisper keys, decoder included), as in older Ultravox releases.
+    ``audio_model_id`` (full Whisper keys, decoder included), as in older Ultravox releases;
+    with it embedded, ``audio_model_id`` is null, as in the v0.5 repos.
+    ``head_size`` sets the attention head size of both towers (other engines refuse 16).
+    ``audio_gain`` scales the projector's output layer, so that audio moves the logits
+    measurably (a random projector's audio embeddings are tiny next to the LLM's).
+    ``config_extra`` adds or overrides keys of the Ultravox ``config.json``.
     """
     root = Path(root)
     ultravox_dir = root / "ultravox"
@@ -156,12 +176,12 @@ def build_tiny_ultravox(
         if d is not None:
             d.mkdir(parents=True, exist_ok=True)
 
-    vocab_size = build_llama3_tokenizer(ultravox_dir)
+    vocab_size, audio_token_index = build_llama3_tokenizer(ultravox_dir)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(ultravox_dir / name, text_dir / name)
 
-    audio_cfg = _whisper_config(size)
-    text_cfg = _llama_config(size, vocab_size, tied_embeddings)
+    audio_cfg = _whisper_config(size, head_size)
+    text_cfg = _llama_config(size, vocab_size, tied_embeddings, head_size)
     ultravox_cfg: dict[str, object] = {
         "_name_or_path": ULTRAVOX_ID,
         "architectures": ["UltravoxModel"],
@@ -170,9 +190,9 @@ def build_tiny_ultravox(
             "AutoModel": "ultravox_model.UltravoxModel",
         },
         "model_type": "ultravox",
-        "audio_model_id": AUDIO_MODEL_ID,
+        "audio_model_id": None if embed_audio_config else AUDIO_MODEL_ID,
         "text_model_id": TEXT_MODEL_ID,
-        "audio_token_index": vocab_size,
+        "audio_token_index": audio_token_index,
         "hidden_size": SIZES[size]["projector"]["hidden_size"],
         "ignore_index": -100,
         "norm_init": 0.4,
@@ -191,12 +211,20 @@ def build_tiny_ultravox(
     }
     if embed_audio_config:
         ultravox_cfg["audio_config"] = audio_cfg
+    ultravox_cfg.update(config_extra or {})
 
     config = UltravoxConfig.from_json_dict(
         ultravox_cfg, text_config=text_cfg, audio_config=audio_cfg
     )
     torch.manual_seed(seed)
     model = build_model(config, torch.device("cpu"), torch.float32, init=True)
+    if audio_gain != 1.0:
+        with torch.no_grad():
+            projector = model.multi_modal_projector
+            # The projector's last layer whose output no norm rescales.
+            last = projector.ln_post if isinstance(projector.ln_post, RMSNorm) else None
+            last = last or getattr(projector, "linear_2", None) or projector.linear_out
+            last.weight.mul_(audio_gain)
     state = model.state_dict()
 
     ultravox_tensors = {k: v for k, v in state.items() if k.startswith("multi_modal_projector.")}

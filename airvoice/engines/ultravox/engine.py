@@ -23,11 +23,11 @@ import torch
 from transformers import DynamicCache
 
 from airvoice.config import resolve_device, resolve_dtype
+from airvoice.engines.ultravox.chat_template import ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
     DEFAULT_SYSTEM_PROMPT,
     AssistantTurn,
-    ChatFormat,
     Conversation,
     PromptItem,
     UserTextTurn,
@@ -221,12 +221,11 @@ class _ReplyJob:
     def _prefill(self) -> torch.Tensor:
         engine, conv = self.engine, self.conversation
         if isinstance(self.user_input, str):
-            self.user = UserTextTurn(self.user_input, engine.chat_format.encode(self.user_input))
+            self.user = UserTextTurn(self.user_input)
         else:
             features = engine.processor.features(self.user_input)
-            mels = [m.to(engine.device, engine.dtype) for m in features.mel_windows]
-            self.user = UserTurn(engine.model.embed_audio(mels, features.token_counts))
-        items = conv.prompt(engine.chat_format, self.user, reserve=self.settings.max_new_tokens)
+            self.user = UserTurn(engine.model.embed_audio(features))
+        items = conv.prompt(engine.chat_template, self.user, reserve=self.settings.max_new_tokens)
         cache, keep = None, 0
         if self.settings.reuse_kv_cache and conv.kv_cache is not None:
             keep = min(_common_prefix(conv.kv_items, items), len(items) - 1)
@@ -244,7 +243,7 @@ class _ReplyJob:
         positions = torch.arange(keep, len(items), device=engine.device)[None]
         out = engine.model.language_model(
             inputs_embeds=embeds,
-            past_key_values=cache,
+            cache=cache,
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
@@ -261,7 +260,7 @@ class _ReplyJob:
         ids = torch.tensor([[self.pending_token]], device=engine.device)
         positions = torch.tensor([[len(self.cache_items)]], device=engine.device)
         out = engine.model.language_model(
-            input_ids=ids, past_key_values=self.cache, position_ids=positions, use_cache=True
+            input_ids=ids, cache=self.cache, position_ids=positions, use_cache=True
         )
         self.cache_items.append(self.pending_token)
         return out.logits[0, -1]
@@ -295,7 +294,7 @@ class _ReplyJob:
         if self.stats.finish_reason is None:
             self.stats.finish_reason = "error" if error else "cancelled"
         if self.user is not None and error is None:
-            reply = AssistantTurn(self.emitted, list(self.generated)) if self.generated else None
+            reply = AssistantTurn(self.emitted) if self.generated else None
             conv.commit(self.user, reply)
             if self.settings.reuse_kv_cache:
                 conv.kv_cache, conv.kv_items = self.cache, self.cache_items
@@ -344,7 +343,7 @@ class UltravoxEngine:
         self.device = device
         self.dtype = dtype
         self.tokenizer = load_tokenizer(files)
-        self.chat_format = ChatFormat(self.tokenizer)
+        self.chat_template = ChatTemplate(self.tokenizer)
         self.processor = AudioProcessor(load_feature_extractor(files, config), config)
         defaults = generation_defaults(files)
         if settings is None:
@@ -395,7 +394,7 @@ class UltravoxEngine:
         if max_context_tokens is None:
             limit = getattr(self.config.text_config, "max_position_embeddings", 8192)
             max_context_tokens = min(int(limit), 8192)
-        return Conversation(system_prompt, max_context_tokens, chat_format=self.chat_format)
+        return Conversation(system_prompt, max_context_tokens, chat_template=self.chat_template)
 
     def respond(
         self,

@@ -231,6 +231,12 @@ def load_model(
 ) -> tuple[UltravoxModel, UltravoxConfig]:
     """Build the model from its configs and load every weight from the local files."""
     config = check_files(files)
+    if config.ignored_keys:
+        log.warning(
+            "config.json of %s has keys this implementation ignores: %s",
+            files.ultravox_dir.name,
+            ", ".join(config.ignored_keys),
+        )
     model = build_model(config, device, dtype)
     load_weights(model, files)
     log.info("loaded Ultravox from %s on %s (%s)", files.ultravox_dir, device, dtype)
