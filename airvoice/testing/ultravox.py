@@ -18,7 +18,6 @@ from safetensors.torch import save_file
 
 from airvoice.engines.ultravox.config import UltravoxConfig
 from airvoice.engines.ultravox.loading import build_model
-from airvoice.engines.ultravox.modeling import RMSNorm
 from airvoice.testing.tokenizer import build_llama3_tokenizer
 
 TEXT_MODEL_ID = "meta-llama/Llama-3.2-1B-Instruct"
@@ -155,7 +154,7 @@ def build_tiny_ultravox(
     text_shards: int = 2,
     tied_embeddings: bool = True,
     head_size: int | None = None,
-    audio_gain: float = 1.0,
+    strong_audio: bool = False,
     config_extra: dict[str, object] | None = None,
 ) -> TinyUltravox:
     """Write a random Ultravox in hub layout under ``root``; returns the repo directories.
@@ -164,8 +163,9 @@ def build_tiny_ultravox(
     ``audio_model_id`` (full Whisper keys, decoder included), as in older Ultravox releases;
     with it embedded, ``audio_model_id`` is null, as in the v0.5 repos.
     ``head_size`` sets the attention head size of both towers (other engines refuse 16).
-    ``audio_gain`` scales the projector's output layer, so that audio moves the logits
-    measurably (a random projector's audio embeddings are tiny next to the LLM's).
+    ``strong_audio`` draws both towers' weights with std 0.2 instead of 0.02, so that the audio
+    moves the logits measurably (with 0.02 the LLM's attention is near uniform and its values
+    tiny: two clips change the last logits by about 1e-3).
     ``config_extra`` adds or overrides keys of the Ultravox ``config.json``.
     """
     root = Path(root)
@@ -182,6 +182,9 @@ def build_tiny_ultravox(
 
     audio_cfg = _whisper_config(size, head_size)
     text_cfg = _llama_config(size, vocab_size, tied_embeddings, head_size)
+    if strong_audio:
+        audio_cfg["init_std"] = 0.2
+        text_cfg["initializer_range"] = 0.2
     ultravox_cfg: dict[str, object] = {
         "_name_or_path": ULTRAVOX_ID,
         "architectures": ["UltravoxModel"],
@@ -218,13 +221,6 @@ def build_tiny_ultravox(
     )
     torch.manual_seed(seed)
     model = build_model(config, torch.device("cpu"), torch.float32, init=True)
-    if audio_gain != 1.0:
-        with torch.no_grad():
-            projector = model.multi_modal_projector
-            # The projector's last layer whose output no norm rescales.
-            last = projector.ln_post if isinstance(projector.ln_post, RMSNorm) else None
-            last = last or getattr(projector, "linear_2", None) or projector.linear_out
-            last.weight.mul_(audio_gain)
     state = model.state_dict()
 
     ultravox_tensors = {k: v for k, v in state.items() if k.startswith("multi_modal_projector.")}
