@@ -178,6 +178,11 @@ async def test_kv_reuse_gives_the_logits_of_a_full_recompute(engine):
     _, with_cache = await _reply(engine, reuse, audios[0], max_new_tokens=4)
     _, without = await _reply(engine, fresh, audios[0], max_new_tokens=4, reuse_kv_cache=False)
     assert (with_cache.first_logits - without.first_logits).abs().max().item() < 1e-4
+    assert with_cache.reused_tokens > 0 and with_cache.prompt_tokens == without.prompt_tokens
+    # The prompt both saw is the chat template's, date lines included.
+    text = engine.tokenizer.decode([i for i in reuse.kv_items if isinstance(i, int)])
+    assert "Cutting Knowledge Date: December 2023\nToday Date: " in text
+    assert "The meeting<|eot_id|>" in text
 
 
 async def test_reset_clears_history_but_keeps_system_prompt(engine):
