@@ -15,6 +15,9 @@ from airvoice.engines.ultravox.engine import sample_token
 from airvoice.errors import AudioInputError, ConversationBusyError
 from airvoice.testing.audio import speechlike
 
+# transformers' deprecation warnings (e.g. past_key_values, gone in 5.40) fail the decoding job.
+pytestmark = pytest.mark.filterwarnings("error::FutureWarning")
+
 
 async def _reply(engine, conversation, audio, **overrides):
     stream = engine.respond(conversation, audio, **overrides)
