@@ -24,7 +24,7 @@ from rich.console import Console
 from airvoice.client.audio import read_wav, write_wav
 from airvoice.errors import AirvoiceError
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # no hard wraps: lines stay copyable
 
 VOICE = "jm_kumo"
 """A voice of the int8 Kokoro build on PyPI that reads English clearly."""

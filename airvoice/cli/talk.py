@@ -69,6 +69,9 @@ def talk(
             devices = query_devices()
         except AirvoiceError as exc:
             raise _fail(exc) from None
+        if not devices:
+            console.print("no sound devices: PortAudio finds no microphone and no speaker here")
+            return
         table = Table("index", "name", "inputs", "outputs", "rate")
         for d in devices:
             table.add_row(
