@@ -29,7 +29,7 @@ console = Console(highlight=False, soft_wrap=True)  # no hard wraps: lines stay 
 VOICE = "jm_kumo"
 """A voice of the int8 Kokoro build on PyPI that reads English clearly."""
 QUESTION = "What is the weather like in Paris today?"
-STAND_IN_TOKENS = 16
+STAND_IN_TOKENS = 10
 """Reply length of the random stand-in (it never decides to stop on its own)."""
 INSTALL = "pip install 'airvoice[demo]'"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 from pipecat.frames.frames import (
@@ -121,3 +122,25 @@ def test_a_line_without_the_servers_breakdown_says_only_what_is_known():
     late_noise = TurnLatency(500.0, {"turn_end_to_first_audio_ms": 520.0}, buffer_ms=60.0)
     late_noise.fit_to_server()  # the client counted noise after the server's end of turn
     assert late_noise.turn_end_ms == 0 and late_noise.user_to_speaker_ms == 580.0
+
+
+def test_the_annotated_example_in_the_client_guide_adds_up():
+    guide = Path(__file__).resolve().parents[2] / "docs" / "client.md"
+    section = guide.read_text().split("## The latency of a turn")[1].split("\n## ")[0]
+    line = re.search(r"```text\n(.*?)\n```", section, re.S).group(1)
+    whole, turn_end, server_ms, llm, tts, send, buffer = _figures(line)
+    assert whole == turn_end + server_ms + buffer and server_ms == llm + tts + send, line
+    # The same line as TurnLatency prints it, and the table annotates each of its figures.
+    example = TurnLatency(
+        whole,
+        {
+            "turn_end_to_first_audio_ms": server_ms,
+            "llm_first_text_ms": llm,
+            "tts_first_audio_ms": tts,
+            "send_first_audio_ms": send,
+        },
+        buffer_ms=buffer,
+    )
+    assert example.describe() == line
+    table = [int(n) for n in re.findall(r"^\| (?:· )?\*\*(\d+)\*\*", section, re.M)]
+    assert table == [whole, turn_end, server_ms, llm, tts, send, buffer]
