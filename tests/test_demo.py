@@ -70,3 +70,15 @@ def test_demo_rejects_a_file_that_is_not_wav(tmp_path):
     assert result.exit_code == 1
     assert "as a WAV file" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_demo_with_real_weights_not_in_the_cache_says_how_to_fetch_them(tmp_path, no_network):
+    repo = "fixie-ai/ultravox-v0_5-llama-3_2-1b"
+    result = CliRunner().invoke(
+        app, ["demo", "--ultravox", repo, "--cache-dir", str(tmp_path / "empty")]
+    )
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert f"airvoice models prefetch --repo {repo}" in text
+    assert "stand-in" not in text and "Traceback" not in text
+    assert not no_network

@@ -19,7 +19,7 @@ from demo_helpers import DemoProcess, check_round_trip
 from airvoice.testing.network import loopback_only_env
 
 ROOT = Path(__file__).resolve().parents[1]
-FIRST_SCREEN = ROOT.joinpath("README.md").read_text().split("\n## What is here")[0]
+FIRST_SCREEN = ROOT.joinpath("README.md").read_text().split("\n## Other ways in")[0]
 
 
 def blocks() -> list[str]:
@@ -35,6 +35,7 @@ def test_the_first_screen_is_what_it_is_the_two_commands_then_deploy_and_talk():
     assert "airvoice deploy" in deploy and "airvoice talk" in deploy
     assert FIRST_SCREEN.index(demo) < FIRST_SCREEN.index("## Deploy and talk")
     assert "docs/architecture.md" in FIRST_SCREEN
+    assert len(FIRST_SCREEN.splitlines()) <= 40  # one screen
 
 
 def test_the_test_command_is_what_ci_runs_and_passes_shellcheck():

@@ -157,13 +157,15 @@ def _load_engines(folder: Path, ultravox: str | None, cache_dir: str | None) -> 
     from airvoice.config import ServerConfig
     from airvoice.server.engines import check_models, load_engines
 
-    kokoro = build_kokoro_onnx(folder / "kokoro")
+    kokoro = folder / "kokoro"
+    kokoro.mkdir()
     config = ServerConfig(
         ultravox=ultravox, cache_dir=cache_dir, kokoro=str(kokoro), tts_backend="onnx"
     )
-    missing = check_models(config)
+    missing = check_models(config)  # before anything is built or loaded
     if missing is not None:
         raise AirvoiceError(missing.message())
+    build_kokoro_onnx(kokoro)
     return load_engines(config)
 
 
