@@ -220,7 +220,7 @@ def _print_latency(latency: Any) -> None:
 def _printable(text: str) -> str:
     """The random model's bytes may hold control characters: show them, don't obey them."""
     return "".join(
-        ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" else "\ufffd" for ch in text
+        ch if ch in " \n" or unicodedata.category(ch)[0] not in "CZ" else "\ufffd" for ch in text
     )
 
 
