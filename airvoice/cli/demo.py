@@ -72,8 +72,10 @@ def demo(
     ] = None,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free).")] = 0,
 ) -> None:
-    """Talk to a real airvoice server on this machine, offline: a spoken question goes in, the
-    streamed reply, its voice and the turn's latency come out. No GPU, no download."""
+    """Talk to a real airvoice server on this machine, offline: a spoken question goes in; the
+    streamed reply, its voice and the turn's latency come out. Ultravox is a tiny random
+    stand-in (its replies are nonsense) unless --ultravox names real weights. No GPU, no
+    download."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # nothing below may reach the hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     question: tuple[np.ndarray, int] | None = None
