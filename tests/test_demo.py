@@ -33,7 +33,7 @@ def test_demo_answers_a_wav_then_serves_the_web_page_until_ctrl_c(speech16, tmp_
     command = [str(BIN / "airvoice"), "demo", "--web", "--in", str(question), "--out", str(reply)]
     demo = DemoProcess(command, env, tmp_path)
     try:
-        page = demo.read_until(r"open http://127\.0\.0\.1:(\d+)/#token=(\S+) in a browser", 240)
+        page = demo.read_until(r"open http://127\.0\.0\.1:(\d+)/#token=(\S+) in a browser", 400)
         port, token = page.group(1), page.group(2)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
             assert response.status == 200 and b"<html" in response.read().lower()

@@ -55,7 +55,7 @@ def test_the_demo_command_runs_a_spoken_round_trip(tmp_path):
     (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
     env = loopback_only_env(tmp_path / "guard", dict(os.environ))
     demo = DemoProcess(["bash", "-c", command], env, tmp_path)
-    code, output, errors = demo.finish(timeout=300)
+    code, output, errors = demo.finish(timeout=400)
     assert code == 0, output + errors
     check_round_trip(output)
     assert 'you (in Kokoro\'s voice): "What is the weather like in Paris today?"' in output

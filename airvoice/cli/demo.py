@@ -124,7 +124,11 @@ def demo(
                 bound = server.servers[0].sockets[0].getsockname()[1]
                 url = f"ws://127.0.0.1:{bound}/ws"
                 console.print(f"server listening on {url}")
-                said = asyncio.run(_round_trips(url, token, question, turns))
+                try:
+                    said = asyncio.run(_round_trips(url, token, question, turns))
+                except AirvoiceError as exc:
+                    console.print(f"[red]error:[/red] {exc}")
+                    raise typer.Exit(getattr(exc, "exit_code", 1)) from None
                 if audio_out is not None:
                     write_wav(audio_out, said)
                     console.print(f"the bot's voice: {audio_out} ({said.size / 24000:.1f} s)")
@@ -192,7 +196,8 @@ async def _round_trips(
     from airvoice.client import VoiceClient
 
     samples, rate = question
-    client = VoiceClient(url, token, reconnect=False)
+    # A cold server loads the turn-taking models for its first session: give it time.
+    client = VoiceClient(url, token, reconnect=False, open_timeout=120)
     client.on("bot_text", lambda text: console.print(_printable(text), end="", markup=False))
     voices: list[np.ndarray] = []
     await client.connect()
