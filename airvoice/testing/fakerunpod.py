@@ -55,13 +55,16 @@ NO_CAPACITY = (
 )
 
 
+#: RunPod's published OpenAPI document for REST v2, kept byte for byte as the public repository
+#: ``runpod/docs`` holds it (``api-reference-v2/openapi.json``, commit a900806e, 2026-08-20).
+BUNDLED_SPEC = Path(__file__).with_name("runpod-openapi-v2.json")
+BUNDLED_SPEC_SHA256 = "b8bce61c5a2290d28a7cb2ed53173637166817249986cb18b101b2fd651fd313"
+
+
 def openapi_spec_path() -> Path:
-    """``$AIRVOICE_RUNPOD_OPENAPI``, else ``<repo root>/../shared/runpod/openapi-v2.json``."""
+    """``$AIRVOICE_RUNPOD_OPENAPI`` (a newer document), else the one shipped with airvoice."""
     given = os.environ.get(SPEC_ENV, "").strip()
-    if given:
-        return Path(given)
-    root = Path(__file__).resolve().parents[2]
-    return root.parent / "shared" / "runpod" / "openapi-v2.json"
+    return Path(given) if given else BUNDLED_SPEC
 
 
 # -- OpenAPI validation ----------------------------------------------------------------------
@@ -103,8 +106,8 @@ def _openapi(path: str) -> Any:
     )
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"RunPod's OpenAPI document is not at {path}: check out `shared/` beside the repo "
-            f"or set {SPEC_ENV}"
+            f"RunPod's OpenAPI document is not at {path}: reinstall airvoice, or set {SPEC_ENV} "
+            "to a copy of it"
         )
     return OpenAPI.from_file_path(path, config=config)
 
