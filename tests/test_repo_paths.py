@@ -3,12 +3,13 @@ contributor has (no steering repo beside it, no machine-specific directories).""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 from pathlib import Path
 
-from airvoice.testing.fakerunpod import BUNDLED_SPEC, BUNDLED_SPEC_SHA256, openapi_spec_path
+import pytest
+
+from airvoice.testing.fakerunpod import SPEC_ENV, openapi_spec_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +17,10 @@ RELATIVE = re.compile(r"(?:\.\./)+[\w.-]*")
 """A relative path that climbs up: checked by resolving it."""
 ELSEWHERE = re.compile(r"(?<![\w.])/work/|[/\"']shared[/\"']|steering repo")
 """This workspace's directories, and the design repo beside it, by any spelling."""
+
+ALLOWED = {"tests/conftest.py": ['"shared"']}
+"""The one exception the project's rules make: its tests read RunPod's OpenAPI document (which
+is RunPod's, not the project's) from the folder beside the checkout."""
 
 
 def outside_references(path: Path, text: str) -> list[str]:
@@ -48,6 +53,8 @@ def test_no_tracked_file_refers_to_a_path_outside_the_repo():
         if path == Path(__file__).resolve():
             continue  # its examples of what is refused
         found = outside_references(path, path.read_text(encoding="utf-8", errors="replace"))
+        allowed = ALLOWED.get(str(path.relative_to(ROOT)), [])
+        found = [ref for ref in found if ref not in allowed]
         if found:
             offenders[str(path.relative_to(ROOT))] = found
     assert offenders == {}
@@ -67,6 +74,8 @@ def test_the_scan_finds_what_it_looks_for():
         assert not outside_references(ROOT / "tests" / "web" / "x.py", text), text
 
 
-def test_the_fake_runpod_validates_against_the_document_shipped_in_the_package():
-    assert openapi_spec_path() == BUNDLED_SPEC and BUNDLED_SPEC.is_relative_to(ROOT / "airvoice")
-    assert hashlib.sha256(BUNDLED_SPEC.read_bytes()).hexdigest() == BUNDLED_SPEC_SHA256
+def test_the_fake_runpod_takes_runpods_document_from_the_environment(monkeypatch):
+    assert openapi_spec_path().is_file()  # the tests' copy of RunPod's document
+    monkeypatch.delenv(SPEC_ENV)
+    with pytest.raises(FileNotFoundError, match=SPEC_ENV):
+        openapi_spec_path()

@@ -55,16 +55,22 @@ NO_CAPACITY = (
 )
 
 
-#: RunPod's published OpenAPI document for REST v2, kept byte for byte as the public repository
-#: ``runpod/docs`` holds it (``api-reference-v2/openapi.json``, commit a900806e, 2026-08-20).
-BUNDLED_SPEC = Path(__file__).with_name("runpod-openapi-v2.json")
-BUNDLED_SPEC_SHA256 = "b8bce61c5a2290d28a7cb2ed53173637166817249986cb18b101b2fd651fd313"
+#: Where RunPod publishes the document: the public repository ``runpod/docs``, file
+#: ``api-reference-v2/openapi.json`` (the version these fakes were checked against: commit
+#: a900806e, 2026-08-20). It is RunPod's, so airvoice does not ship a copy: point
+#: ``$AIRVOICE_RUNPOD_OPENAPI`` at a downloaded copy (the project's own tests set it).
+SPEC_SOURCE = "runpod/docs: api-reference-v2/openapi.json"
 
 
 def openapi_spec_path() -> Path:
-    """``$AIRVOICE_RUNPOD_OPENAPI`` (a newer document), else the one shipped with airvoice."""
+    """RunPod's OpenAPI v2 document, from ``$AIRVOICE_RUNPOD_OPENAPI``, or a clear error."""
     given = os.environ.get(SPEC_ENV, "").strip()
-    return Path(given) if given else BUNDLED_SPEC
+    if not given:
+        raise FileNotFoundError(
+            f"the fake RunPod validates against RunPod's OpenAPI v2 document ({SPEC_SOURCE}); "
+            f"download it and set {SPEC_ENV} to its path"
+        )
+    return Path(given)
 
 
 # -- OpenAPI validation ----------------------------------------------------------------------
@@ -106,8 +112,7 @@ def _openapi(path: str) -> Any:
     )
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"RunPod's OpenAPI document is not at {path}: reinstall airvoice, or set {SPEC_ENV} "
-            "to a copy of it"
+            f"RunPod's OpenAPI document is not at {path}: set {SPEC_ENV} to a copy of {SPEC_SOURCE}"
         )
     return OpenAPI.from_file_path(path, config=config)
 
