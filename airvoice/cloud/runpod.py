@@ -25,6 +25,7 @@ from airvoice.cloud.errors import (
     RunPodError,
     ServerError,
     TransportError,
+    UnreachableError,
     error_from_problem,
 )
 from airvoice.cloud.models import DataCenter, GpuType, LogEvent, Pod, Volume
@@ -144,7 +145,7 @@ class RunPodClient:
                 response = self._http.send(request, stream=stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
-                    raise TransportError(
+                    raise UnreachableError(
                         f"could not reach RunPod for {operation}: {type(exc).__name__}",
                         operation=operation,
                     ) from exc
@@ -228,6 +229,8 @@ class RunPodClient:
         for attempt in range(1, policy.attempts + 1):
             try:
                 return send()
+            except UnreachableError:
+                raise  # never sent, and already retried
             except (ServerError, TransportError) as exc:
                 if attempt == policy.attempts:
                     raise

@@ -85,6 +85,14 @@ def test_a_private_image_needs_registry_auth_and_fails_fast_without_it(
     assert "--registry-auth" in err and "was removed" in err
     assert [p["id"] for p in fake.live_pods()] == [result["pod_id"]]
 
+    # The prefetch pod too: it stops at the first pull error, and no GPU pod is started.
+    started = time.monotonic()
+    code, _, err = deploy_json(*FAST, "--name", "third")
+    assert code == 1 and time.monotonic() - started < 15
+    assert "the prefetch pod" in err and "cannot pull the image" in err
+    assert "No GPU pod was started" in err and len(_gpu_bodies(fake)) == 2
+    assert [p["id"] for p in fake.live_pods()] == [result["pod_id"]]
+
 
 def test_a_create_whose_answer_was_lost_makes_exactly_one(fake, faults, proxy_to_server):
     # Each create happens, then its answer is lost (gateway error): retrying blindly would
