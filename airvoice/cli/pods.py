@@ -39,6 +39,7 @@ def _pod_json(pod: Any) -> dict[str, Any]:
         "image": pod.image,
         "volume_id": pod.volume_id,
         "deployment": pod.deployment,
+        "role": pod.env.get("AIRVOICE_ROLE"),
         "cuda_version": pod.cuda_version,
     }
 
