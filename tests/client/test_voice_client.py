@@ -122,5 +122,7 @@ async def test_refusals_are_clear_errors(engines):
     with pytest.raises(ConnectError, match="cannot reach") as info:
         await VoiceClient("ws://127.0.0.1:9/ws?token=secret-value", open_timeout=2).connect()
     assert "secret-value" not in str(info.value)
-    with pytest.raises(Exception, match="ws:// or wss://"):
-        VoiceClient("http://example.invalid/ws")
+    with pytest.raises(Exception, match=r"wss://host/ws.*https://host/connect"):
+        VoiceClient("ftp://example.invalid/ws")
+    # http(s):// now names a dispatcher: sessions start with its POST /connect.
+    assert VoiceClient("http://example.invalid").dispatcher == "http://example.invalid/connect"
