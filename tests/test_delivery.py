@@ -227,6 +227,9 @@ def test_ci_workflow_runs_the_projects_ci_script_and_image_workflow_pushes_on_ta
     assert "bash .ci/run" in ci and "push" in ci
     image = (ROOT / ".github" / "workflows" / "image.yml").read_text()
     assert 'tags: ["v*"]' in image and "ghcr.io" in image and "push: true" in image
+    # After the push: the image must be pullable with no credentials (a new package is private).
+    check = image.split("push: true", 1)[1]
+    assert "docker logout ghcr.io" in check and "imagetools inspect" in check
 
 
 def test_shellcheck_finds_nothing_in_the_example_script():

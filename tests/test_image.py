@@ -200,10 +200,8 @@ async def test_prefetch_then_serve_on_a_root_owned_volume(image, names, tmp_path
     assert "NoNewPrivs:\t1" in status
     health = podman("healthcheck", "run", server)
     assert health.returncode == 0, health.stdout + health.stderr
-    assert podman("inspect", "--format", "{{.State.Health.Status}}", server).stdout.strip() in (
-        "healthy",
-        "",
-    )
+    # (Without systemd, podman runs no health timer here: the check runs when asked.)
+    assert podman("inspect", "--format", "{{.State.Health.Status}}", server).stdout == "healthy\n"
 
     # A spoken turn over /ws.
     url = f"ws://127.0.0.1:{port}/ws?token={SESSION_TOKEN}"
