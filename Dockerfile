@@ -13,8 +13,9 @@
 # infra/docker/make-base.sh makes from Debian packages (same paths).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# ---- build: a virtual environment with the dependencies ------------------------------------
-FROM ${BASE_IMAGE} AS build
+# One stage: nothing is compiled (every dependency is a wheel), so a build stage would only add
+# a copy of the whole environment (GBs) to every build.
+FROM ${BASE_IMAGE}
 
 # torch: the requirement, where pip finds it, and the CUDA version it must have been built for
 # ("none" for a CPU build). The default is PyTorch's CUDA 13.0 build (PyPI's own torch 2.13 on
@@ -55,9 +56,6 @@ RUN touch README.md \
     && pip install ".[server]" "${SPACY_MODEL}" \
     && pip uninstall --yes airvoice
 
-# ---- runtime: the environment, the code, a non-root user, offline serving -------------------
-FROM ${BASE_IMAGE} AS runtime
-
 LABEL org.opencontainers.image.title="airvoice" \
       org.opencontainers.image.description="Private low-latency voice assistant: Ultravox + Kokoro-82M over a secure WebSocket" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -70,12 +68,8 @@ RUN useradd --create-home --uid 1000 --user-group --shell /bin/bash airvoice \
 
 # NVIDIA_*: what the NVIDIA container runtime mounts in (an nvidia/cuda base sets these too).
 # HF_HUB_OFFLINE=1: serving never reaches the hub; the prefetch pod sets HF_HUB_OFFLINE=0.
-ENV PATH=/opt/airvoice/bin:$PATH \
-    PYTHONUNBUFFERED=1 \
+ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PIP_ROOT_USER_ACTION=ignore \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     HF_HOME=/workspace/hf \
@@ -84,15 +78,13 @@ ENV PATH=/opt/airvoice/bin:$PATH \
     AIRVOICE_HOST=0.0.0.0 \
     AIRVOICE_PORT=8000
 
-# 3. The environment (one large layer, rebuilt only when the dependencies change), then the
-#    code itself: the layer that changes most often, a few hundred KB.
-COPY --from=build /opt/airvoice /opt/airvoice
+# 3. The code itself: the layer that changes most often, a few hundred KB.
 COPY infra/docker/healthcheck.py /opt/airvoice/healthcheck.py
 COPY --chmod=0755 infra/docker/entrypoint.sh /usr/local/bin/airvoice-entrypoint
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY airvoice airvoice
-RUN pip install --no-deps --no-compile . \
+RUN pip install --no-deps . \
     && rm -rf /src/* \
     && python -c "import airvoice.server.app, airvoice.pipeline, airvoice.engines.kokoro" \
     && python -c "import spacy; from airvoice.engines.kokoro.g2p import find_spacy_model; \

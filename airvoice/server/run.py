@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,33 @@ from fastapi import FastAPI
 from airvoice.config import ServerConfig
 
 log = logging.getLogger(__name__)
+
+_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']*")
+#: The loggers uvicorn writes request lines to (a WebSocket's path, query string included).
+UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")
+
+
+class RedactTokens(logging.Filter):
+    """Replaces the value of a ``token=`` query parameter in a log record with ``***``.
+
+    Clients may pass the session token as ``/ws?token=...``, and uvicorn logs each WebSocket's
+    path with its query string ("WebSocket /ws?token=..." [accepted]).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN_IN_URL.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def redact_tokens_in_uvicorn_logs() -> None:
+    """Attach ``RedactTokens`` to uvicorn's loggers (once; uvicorn's dictConfig keeps filters)."""
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 class AirvoiceServer(uvicorn.Server):
@@ -78,7 +106,9 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "lifespan": "on",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    built = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    redact_tokens_in_uvicorn_logs()  # after uvicorn has configured its loggers
+    return built
 
 
 @contextlib.asynccontextmanager

@@ -13,13 +13,12 @@
 #   BASE_IMAGE     default localhost/airvoice-python:3.11-slim-bookworm (made when missing)
 #
 # Layers are cached: a second build with unchanged dependencies takes seconds. The image this
-# build replaces (and the build stage it came from) is removed, so repeated builds do not fill
+# build replaces is removed, so repeated builds do not fill
 # the disk. Runs podman as this machine needs it (runc, bounded ulimits, the host's network).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 image=${1:-localhost/airvoice:cpu}
-build_stage=${image%:*}-build:${image##*:}
 base=${BASE_IMAGE:-localhost/airvoice-python:3.11-slim-bookworm}
 wheels=${TORCH_WHEELS:-/opt/wheels}
 torch_requirement=${TORCH_REQUIREMENT:-torch==2.13.0+cpu}
@@ -50,7 +49,6 @@ if [ -n "$cert" ] && [ -f "$cert" ]; then
 fi
 
 old_image=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-old_stage=$(podman image inspect --format '{{.Id}}' "$build_stage" 2>/dev/null || true)
 args=(
   --format docker  # keeps HEALTHCHECK (the OCI format has none)
   --build-arg "BASE_IMAGE=$base"
@@ -61,15 +59,12 @@ args=(
   --build-arg "SPACY_MODEL=$spacy_model"
 )
 started=$(date +%s)
-"${podman[@]}" build "${flags[@]}" "${mounts[@]}" "${args[@]}" --target build -t "$build_stage" .
 "${podman[@]}" build "${flags[@]}" "${mounts[@]}" "${args[@]}" -t "$image" .
 seconds=$(($(date +%s) - started))
 
-# The images these builds replaced, now untagged: remove them (and their unshared layers).
-for old in "$old_image" "$old_stage"; do
-  if [ -n "$old" ] && [ "$(podman image inspect --format '{{len .RepoTags}}' "$old")" = 0 ]; then
-    podman rmi "$old" >/dev/null 2>&1 || true
-  fi
-done
+# The image this build replaced, now untagged: remove it (and the layers only it used).
+if [ -n "$old_image" ] && [ "$(podman image inspect --format '{{len .RepoTags}}' "$old_image")" = 0 ]; then
+  podman rmi "$old_image" >/dev/null 2>&1 || true
+fi
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "built $image in ${seconds} s; size $((size / 1000000)) MB"
