@@ -51,6 +51,7 @@ fi
 old_image=$(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
 args=(
   --format docker  # keeps HEALTHCHECK (the OCI format has none)
+  --force-rm       # no working containers left behind, even after a failed step
   --build-arg "BASE_IMAGE=$base"
   --build-arg "TORCH_REQUIREMENT=$torch_requirement"
   --build-arg "TORCH_INDEX_URL=https://pypi.org/simple"
