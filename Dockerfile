@@ -13,8 +13,8 @@
 # infra/docker/make-base.sh makes from Debian packages (same paths).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-# One stage: nothing is compiled (every dependency is a wheel), so a build stage would only add
-# a copy of the whole environment (GBs) to every build.
+# One stage: nothing needs a compiler (the dependencies are wheels or pure Python), so a build
+# stage would only add a copy of the whole environment (GBs) to every build.
 FROM ${BASE_IMAGE}
 
 # torch: the requirement, where pip finds it, and the CUDA version it must have been built for
