@@ -163,9 +163,7 @@ class SafeProtobufSerializer(ProtobufFrameSerializer):
             raise BadInput("raw-audio", "raw-audio base64Audio is not valid base64") from exc
         rate, channels = data.get("sampleRate"), data.get("numChannels")
         if not isinstance(rate, int) or not isinstance(channels, int):
-            raise BadInput(
-                "raw-audio", "raw-audio needs integer sampleRate and numChannels fields"
-            )
+            raise BadInput("raw-audio", "raw-audio needs integer sampleRate and numChannels fields")
         return self._checked_audio(audio, rate, channels)
 
     def _checked_audio(self, audio: bytes, rate: int, channels: int) -> InputAudioRawFrame:

@@ -62,7 +62,9 @@ class ServerMetrics:
         self.asyncio_tasks = Gauge(
             "airvoice_asyncio_tasks", "Tasks alive in the server's event loop.", registry=r
         )
-        self.threads = Gauge("airvoice_threads", "Threads of the process (native ones too).", registry=r)
+        self.threads = Gauge(
+            "airvoice_threads", "Threads of the process (native ones too).", registry=r
+        )
         self.open_fds = Gauge(
             "airvoice_open_file_descriptors", "File descriptors open in the process.", registry=r
         )

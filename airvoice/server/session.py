@@ -55,9 +55,7 @@ class Session:
         self.limits = limits or SessionLimits()
         self._on_closed = on_closed
         self.closed_reason: str | None = None
-        self.serializer = SafeProtobufSerializer(
-            INPUT_SAMPLE_RATE, self.limits.max_backlog_seconds
-        )
+        self.serializer = SafeProtobufSerializer(INPUT_SAMPLE_RATE, self.limits.max_backlog_seconds)
         self.serializer.on_drop = metrics.bad_messages.inc
         self.transport = FastAPIWebsocketTransport(
             websocket,
