@@ -7,13 +7,12 @@ descriptors. These protocol classes (given to uvicorn as ``http=`` and ``ws=``):
 - close a connection whose request has not been read completely within ``handshake_seconds``;
 - refuse (close at once) a new connection from an address that already holds
   ``per_address`` of them, counting each connection until it closes, WebSocket or not;
-- answer an oversized request head with 431 (h11 says 400) and close it.
+- answer a request line over 8 KB with 414 and a head over 16 KB with 431, and close.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +24,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 log = logging.getLogger(__name__)
 
-_H11_DEFAULT_LIMIT = 16 * 1024  # h11._connection.DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
+MAX_REQUEST_LINE_BYTES = 8 * 1024
+MAX_HEAD_BYTES = 16 * 1024
+_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
 @dataclass
@@ -74,19 +75,26 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(config, *args, **kwargs)
         self.guard: ConnectionGuard = config.airvoice_guard
         self._deadline: asyncio.TimerHandle | None = None
+        self._cycle_armed: object = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if not self.guard.admit(transport):
-            log.warning("refused a connection: %s has too many open", _address(transport))
+            log.warning("refused a connection: its address has too many open")
             transport.abort()
             return
-        self._deadline = self.loop.call_later(self.guard.handshake_seconds, self._too_slow)
+        self._arm_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
         self.guard.release(self.transport)
         super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        """The next request head must arrive within the handshake time."""
+        self._cancel_deadline()
+        self._cycle_armed = self.cycle
+        self._deadline = self.loop.call_later(self.guard.handshake_seconds, self._too_slow)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
@@ -94,37 +102,55 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline = None
 
     def _too_slow(self) -> None:
-        """The request head did not arrive in time (or a keep-alive request stalled)."""
+        """No complete request head in time: close (an idle keep-alive connection too)."""
         self._deadline = None
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and self.cycle is None:
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
             self.guard.timed_out += 1
             self.transport.close()
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.cycle is not None:  # the request head has been read: the app takes over
-            self._cancel_deadline()
+        if self._deadline is not None and self.cycle is not self._cycle_armed:
+            self._cancel_deadline()  # a new request head was read: the app takes over
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_deadline()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._cancel_deadline()
         super().handle_websocket_upgrade(event)
 
+    def data_received(self, data: bytes) -> None:
+        """Refuse a request head over the limits before h11 parses it (h11 only limits heads
+        that arrive in pieces): 414 for a long request line, 431 for large headers."""
+        if self.conn.their_state is h11.IDLE:
+            buffered = self.conn.trailing_data[0] + data
+            end = buffered.find(b"\r\n\r\n")
+            head = buffered if end < 0 else buffered[:end]
+            line_end = head.find(b"\r\n")
+            line = len(head) if line_end < 0 else line_end
+            if line > MAX_REQUEST_LINE_BYTES:
+                self._reject(414, "URI too long.")
+                return
+            if len(head) > MAX_HEAD_BYTES:
+                self._reject(431, "Request header fields too large.")
+                return
+        super().data_received(data)
+
     def send_400_response(self, msg: str) -> None:
-        """h11 gave up on the request: 414 or 431 when its head is over the size limit."""
-        status = 400
-        buffered = self.conn.trailing_data[0]
-        limit = self.config.h11_max_incomplete_event_size or _H11_DEFAULT_LIMIT
-        if len(buffered) > limit:
-            too_long_url = b"\r\n" not in buffered[:limit]
-            status = 414 if too_long_url else 431
-            msg = "URI too long." if too_long_url else "Request header fields too large."
-        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close")]
-        with contextlib.suppress(h11.LocalProtocolError):
-            self.transport.write(
-                self.conn.send(h11.Response(status_code=status, headers=headers))
-                + self.conn.send(h11.Data(data=msg.encode("ascii")))
-                + self.conn.send(h11.EndOfMessage())
-            )
+        self._reject(400, msg)
+
+    def _reject(self, status: int, msg: str) -> None:
+        """Answer ``status`` with ``msg`` and close, whatever state h11 is in."""
+        self._cancel_deadline()
+        reason = _REASONS.get(status, b"Error")
+        body = msg.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (status, reason, len(body), body)
+        )
         self.transport.close()
 
 
