@@ -1,11 +1,12 @@
 """Soak: honest sessions talking for a while beside a hostile one; does the server come back?
 
 A real server process (offline models: tiny Ultravox, real int8 Kokoro) on 127.0.0.1. After a
-warm-up session, ``--sessions`` honest clients talk for ``--minutes``: each speaks a question
-in real time, waits for the answer, barges in on every third answer and types every fourth
-turn. Meanwhile a hostile client changes sample rate every frame, floods garbage and 1 MB
-messages, opens half-finished handshakes, presents near-miss tokens, and a prober connects
-and closes one socket at a time (there is always a free slot, so any 1008 is false).
+warm-up (the same mix for ``--warmup`` seconds), ``--sessions`` honest clients talk for
+``--minutes``: each speaks a question in real time, waits for the answer, barges in on every
+third answer and types every fourth turn. Meanwhile a hostile client changes sample rate
+every frame, floods garbage and 1 MB messages, opens half-finished handshakes, presents
+near-miss tokens, and a prober connects and closes one socket at a time (there is always a
+free slot, so any 1008 is false).
 
 Sampled over time: the server's RSS, threads, file descriptors (``/proc``) and asyncio tasks
 (``/metrics``). Printed as JSON, against the baseline after warm-up in the same run:
@@ -169,7 +170,9 @@ async def tasks_of(port: int) -> int | None:
 
 
 async def settled(port: int, pid: int, baseline: dict[str, Any], seconds: float) -> dict:
-    """Sample until threads, fds and tasks are back to baseline, or ``seconds`` pass."""
+    """Sample until threads, fds and tasks are back to baseline, or ``seconds`` pass (after
+    3 s in any case: the server gives memory back a second after the last session ends)."""
+    await asyncio.sleep(3)
     deadline = time.monotonic() + seconds
     while True:
         now = {**sample(pid).as_dict(), "tasks": await tasks_of(port)}
@@ -179,7 +182,9 @@ async def settled(port: int, pid: int, baseline: dict[str, Any], seconds: float)
         await asyncio.sleep(0.5)
 
 
-async def soak(minutes: float, sessions: int, root: Path, log_file: Path) -> dict[str, Any]:
+async def soak(
+    minutes: float, sessions: int, root: Path, log_file: Path, warmup_seconds: float
+) -> dict[str, Any]:
     speech = question_audio(root)
     stats = Stats()
     timeline: list[dict[str, Any]] = []
@@ -192,22 +197,27 @@ async def soak(minutes: float, sessions: int, root: Path, log_file: Path) -> dic
     ) as (port, pid):
         url = f"ws://127.0.0.1:{port}/ws?token={TOKEN}"
         start = time.monotonic()
-        await honest_session(url, speech, time.monotonic() + 1, Stats(), 0)  # warm-up
-        await asyncio.sleep(2)
+
+        async def workload(seconds: float, stats: Stats, sample_every: float | None) -> None:
+            until = time.monotonic() + seconds
+
+            async def sampler() -> None:
+                while sample_every and time.monotonic() < until:
+                    now = {"t": round(time.monotonic() - start, 1), **sample(pid).as_dict()}
+                    timeline.append(now)
+                    await asyncio.sleep(sample_every)
+
+            await asyncio.gather(
+                sampler(),
+                hostile_session(port, url, until, stats),
+                prober(url, until, stats),
+                *(honest_session(url, speech, until, stats, i) for i in range(sessions)),
+            )
+
+        # Warm-up: the same mix, so that caches, pools and arenas reach their working size.
+        await workload(warmup_seconds, Stats(), None)
         baseline = await settled(port, pid, {"threads": 0, "fds": 0, "tasks": 0}, 0)
-        until = time.monotonic() + 60 * minutes
-
-        async def sampler() -> None:
-            while time.monotonic() < until:
-                timeline.append({"t": round(time.monotonic() - start, 1), **sample(pid).as_dict()})
-                await asyncio.sleep(max(1.0, 60 * minutes / 30))
-
-        await asyncio.gather(
-            sampler(),
-            hostile_session(port, url, until, stats),
-            prober(url, until, stats),
-            *(honest_session(url, speech, until, stats, i) for i in range(sessions)),
-        )
+        await workload(60 * minutes, stats, max(1.0, 60 * minutes / 30))
         after = await settled(port, pid, baseline, 20)
         peak = max((s["rss_mb"] for s in timeline), default=after["rss_mb"])
     log_text = log_file.read_text(encoding="utf-8", errors="replace")
@@ -217,6 +227,7 @@ async def soak(minutes: float, sessions: int, root: Path, log_file: Path) -> dic
         "benchmark": "soak",
         "minutes": minutes,
         "sessions": sessions,
+        "warmup_seconds": warmup_seconds,
         "baseline_after_warmup": baseline,
         "after_soak": after,
         "rss_peak_mb": peak,
@@ -248,13 +259,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--sessions", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up")
     parser.add_argument("--root", type=Path, help="where the offline models are built")
     parser.add_argument("--log", type=Path, help="the server's log file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or Path(tmp) / "models"
         log_file = args.log or Path(tmp) / "server.log"
-        result = asyncio.run(soak(args.minutes, args.sessions, root, log_file))
+        result = asyncio.run(soak(args.minutes, args.sessions, root, log_file, args.warmup))
     print(json.dumps(result, indent=2))
     return result
 

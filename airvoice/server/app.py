@@ -22,6 +22,7 @@ from airvoice.server.auth import (
     generate_token,
     token_matches,
 )
+from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
 from airvoice.server.web import add_web_client
@@ -48,6 +49,7 @@ class ServerState:
     sessions: set[Any] = field(default_factory=set)
     draining: bool = False
     connections: Any = None
+    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
     """The ``ConnectionGuard`` of the uvicorn server running the app, once there is one."""
     request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
@@ -77,6 +79,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             except Exception as exc:
                 state.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("could not load the models: %s", state.load_error)
+        freeze_startup_objects()  # later collections walk only what sessions make
+        state.trimmer.start()
         watcher = None
         if config.idle_shutdown_minutes:
             watcher = asyncio.create_task(_idle_shutdown(state, 60 * config.idle_shutdown_minutes))
@@ -87,6 +91,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
                 watcher.cancel()
             if state.sessions:
                 await state.drain()
+            await state.trimmer.stop()
 
     app = FastAPI(title="airvoice", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.airvoice = state
@@ -181,6 +186,7 @@ async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
         lease.release()
         if session is not None:
             state.sessions.discard(session)
+        state.trimmer.request()  # the session's memory is free: give it back to the OS
 
 
 def origin_allowed(headers: Any, allowed: list[str]) -> bool:

@@ -35,6 +35,9 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the int8 graph warns about unused initializers
+        # No arena: onnxruntime's CPU arena keeps the peak of every run (sentences differ in
+        # length, several sessions speak at once) for the life of the process.
+        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
