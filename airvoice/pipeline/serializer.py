@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MIN_RATE, MAX_RATE = 8_000, 48_000
 MAX_CHANNELS = 2
 REPORT_INTERVAL = 1.0  # seconds between two reports of the same problem
+REPORT_INTERVALS = {"backlog": 10.0}  # a flood is reported once, not once a second
 
 
 class BadInput(ValueError):
@@ -226,7 +227,8 @@ class SafeProtobufSerializer(ProtobufFrameSerializer):
         if self.on_drop is not None:
             self.on_drop()
         now = time.monotonic()
-        if now - self._last_report.get(kind, -REPORT_INTERVAL) < REPORT_INTERVAL:
+        interval = REPORT_INTERVALS.get(kind, REPORT_INTERVAL)
+        if now - self._last_report.get(kind, -interval) < interval:
             return
         self._last_report[kind] = now
         log.info("bad client message: %s", message)

@@ -16,13 +16,12 @@ def test_short_soak_comes_back_to_baseline_and_logs_no_token(tmp_path):
     soak = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(soak)
     log = tmp_path / "server.log"
-    result = soak.main(
-        ["--minutes", "0.5", "--sessions", "2", "--root", str(tmp_path), "--log", str(log)]
-    )
+    args = ["--minutes", "0.4", "--warmup", "12", "--sessions", "2"]
+    result = soak.main([*args, "--root", str(tmp_path), "--log", str(log)])
     base, after = result["baseline_after_warmup"], result["after_soak"]
-    assert result["turns_sent"] >= 4 and result["turns_answered"] == result["turns_sent"]
+    assert result["turns_sent"] >= 2 and result["turns_answered"] == result["turns_sent"]
     assert not result["session_errors"]
-    assert result["probes"] >= 20 and result["false_refusals"] == 0
+    assert result["probes"] >= 10 and result["false_refusals"] == 0
     assert result["rss_after_over_warmup"] <= 1.10, result["timeline"]
     assert after["threads"] <= base["threads"] and after["fds"] <= base["fds"]
     assert after["tasks"] <= base["tasks"]
