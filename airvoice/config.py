@@ -96,7 +96,7 @@ class ServerConfig(BaseSettings):
     """A session that has not sent RTVI ``client-ready`` in this time is closed (4408)."""
     session_idle_minutes: float = Field(10.0, gt=0)
     """A session that sends no audio and no message for this long is closed (4408)."""
-    max_input_backlog_seconds: float = Field(2.0, gt=0)
+    max_input_backlog_seconds: float = Field(5.0, gt=0)
     """Audio a client may send ahead of real time; beyond it, audio is dropped with an error."""
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins whose browser pages may open /ws, beside the server's own (e.g.

@@ -56,7 +56,7 @@ class BadInput(ValueError):
 class SafeProtobufSerializer(ProtobufFrameSerializer):
     """``ProtobufFrameSerializer`` that turns bad input into a message to the client."""
 
-    def __init__(self, sample_rate: int = 16_000, max_backlog_seconds: float = 2.0) -> None:
+    def __init__(self, sample_rate: int = 16_000, max_backlog_seconds: float = 5.0) -> None:
         super().__init__()
         self.sample_rate = sample_rate
         self.report: Callable[[str], Awaitable[None]] | None = None

@@ -35,7 +35,7 @@ class SessionLimits:
 
     client_ready_seconds: float = 10.0
     idle_seconds: float = 600.0
-    max_backlog_seconds: float = 2.0
+    max_backlog_seconds: float = 5.0
 
 
 class Session:
