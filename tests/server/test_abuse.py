@@ -85,6 +85,19 @@ async def test_barge_ins_stop_synthesis_at_once_and_a_closed_session_frees_it(en
         ultravox.settings = saved
 
 
+async def test_stopping_a_stream_ends_its_reader_and_its_thread_at_once(engines):
+    long_text = " ".join(["This sentence is long enough to keep the model busy a while."] * 12)
+    stream = engines.kokoro.stream(long_text, "jm_kumo")
+    reader = asyncio.create_task(anext(stream))  # waits for the first piece
+    await asyncio.sleep(0.2)
+    started = time.perf_counter()
+    stream.stop()  # what a barge-in does
+    with contextlib.suppress(StopAsyncIteration):
+        await asyncio.wait_for(reader, 1.0)  # ends, instead of waiting forever
+    await _wait(lambda: _kokoro_threads() == 0, 1.0, lambda: "the TTS thread still runs")
+    assert time.perf_counter() - started < 1.5
+
+
 # -- item 3: one resampler per session -------------------------------------------------------
 async def test_many_sample_rates_do_not_grow_memory(engines):
     config = server_config()

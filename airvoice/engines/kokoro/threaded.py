@@ -49,6 +49,7 @@ class ThreadedIterator(AsyncIterator[T]):
         self._name = name
         self._on_stop = on_stop
         self._queue: asyncio.Queue[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = threading.Semaphore(self._lookahead)
         self.stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -84,14 +85,21 @@ class ThreadedIterator(AsyncIterator[T]):
         return message.value
 
     def stop(self) -> None:
-        """Stop the worker now (thread-safe, idempotent); the iterator then ends."""
+        """Stop the worker now (thread-safe, idempotent); the iterator then ends, and a
+        consumer waiting for the next item gets the end at once."""
         self._ended = True
         if self.stopped.is_set():
             return
         self.stopped.set()
-        if self._on_stop is not None and self._thread is not None:
+        if self._thread is None:
+            return
+        if self._on_stop is not None:
             with contextlib.suppress(Exception):
                 self._on_stop()
+        queue, loop = self._queue, self._loop
+        if queue is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
     async def aclose(self) -> None:
         self.stop()
@@ -100,7 +108,7 @@ class ThreadedIterator(AsyncIterator[T]):
         self.stop()
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._queue = asyncio.Queue()
+        self._queue, self._loop = asyncio.Queue(), loop
         queue, stop, slots = self._queue, self.stopped, self._slots
         produce = self._produce
 
