@@ -98,7 +98,7 @@ class ServerConfig(BaseSettings):
     """A session that sends no audio and no message for this long is closed (4408)."""
     max_input_backlog_seconds: float = Field(5.0, gt=0)
     """Audio a client may send ahead of real time; beyond it, audio is dropped with an error."""
-    allowed_origins: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = []
     """Origins whose browser pages may open /ws, beside the server's own (e.g.
     ``https://app.example.com``); ``*`` allows any. Clients that send no Origin (not browsers)
     are not affected."""
