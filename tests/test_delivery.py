@@ -288,6 +288,7 @@ def test_every_airvoice_variable_in_the_docs_exists():
         "AIRVOICE_DEPLOYMENT",
         "AIRVOICE_IDLE_ACTION",
         "AIRVOICE_PREFETCH_GRACE_SECONDS",
+        "AIRVOICE_RUNPOD_OPENAPI",
     }
     source = "".join(p.read_text() for p in (ROOT / "airvoice").rglob("*.py"))
     assert all(var in source for var in extra)
