@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,6 +15,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
@@ -55,14 +60,53 @@ class ServerMetrics:
             registry=r,
         )
 
+        self.asyncio_tasks = Gauge(
+            "airvoice_asyncio_tasks", "Tasks alive in the server's event loop.", registry=r
+        )
+        self.threads = Gauge(
+            "airvoice_threads", "Threads of the process (native ones too).", registry=r
+        )
+        self.open_fds = Gauge(
+            "airvoice_open_file_descriptors", "File descriptors open in the process.", registry=r
+        )
+        self.connections = Gauge(
+            "airvoice_open_connections", "HTTP and WebSocket connections open.", registry=r
+        )
+
+    def sample_process(self, connections: Any = None) -> None:
+        """Set the task, thread, descriptor and connection gauges (at each scrape)."""
+        self.asyncio_tasks.set(len(asyncio.all_tasks()))
+        self.threads.set(_os_threads() or threading.active_count())
+        with contextlib.suppress(OSError):  # not Linux
+            self.open_fds.set(len(os.listdir("/proc/self/fd")))
+        if connections is not None:
+            self.connections.set(connections.total)
+
     async def observe_reply(self, stats: ReplyStats) -> None:
         self.turns.inc()
         if stats.time_to_first_token is not None:
             self.time_to_first_token.observe(stats.time_to_first_token)
 
 
+def _os_threads() -> int | None:
+    """Threads of this process as the OS counts them (native pools included), on Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class TurnLatencyObserver(BaseObserver):
-    """Times each turn: turn end -> first LLM text -> first TTS audio -> first audio sent."""
+    """Times each turn on the server's clock, in consecutive parts that add up to the whole:
+    end of the user's turn -> first LLM text -> first TTS audio -> first bot audio sent.
+
+    The turn ends at the last ``UserStoppedSpeakingFrame`` before the bot speaks: when the user
+    resumes talking (a pause that was not the end), the earlier end no longer counts.
+    """
 
     def __init__(
         self,
@@ -77,6 +121,7 @@ class TurnLatencyObserver(BaseObserver):
         self.first_tts: float | None = None
         self.bot_speaking = False
         self.last: dict[str, Any] | None = None
+        self._seen: set[int] = set()  # a frame (and its upstream twin) is seen at every hop
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame = data.frame
@@ -85,8 +130,13 @@ class TurnLatencyObserver(BaseObserver):
             self.bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
-        if isinstance(frame, UserStoppedSpeakingFrame):
-            if self.turn_ended is None:
+        if isinstance(frame, UserStartedSpeakingFrame | UserStoppedSpeakingFrame):
+            if frame.id in self._seen:
+                return
+            self._seen = {frame.id, getattr(frame, "broadcast_sibling_id", None) or frame.id}
+            if isinstance(frame, UserStartedSpeakingFrame):
+                self.turn_ended = None
+            else:
                 self.turn_ended, self.first_text, self.first_tts = now, None, None
         elif self.turn_ended is None:
             return
@@ -102,12 +152,12 @@ class TurnLatencyObserver(BaseObserver):
         total = now - self.turn_ended
         self.metrics.turn_to_first_audio.observe(total)
         breakdown: dict[str, Any] = {"turn_end_to_first_audio_ms": round(1000 * total, 1)}
-        if self.first_text is not None:
+        if self.first_text is not None and self.first_tts is not None:
+            tts = self.first_tts - self.first_text
+            self.metrics.time_to_first_tts_audio.observe(tts)
             breakdown["llm_first_text_ms"] = round(1000 * (self.first_text - self.turn_ended), 1)
-            if self.first_tts is not None:
-                tts = self.first_tts - self.first_text
-                self.metrics.time_to_first_tts_audio.observe(tts)
-                breakdown["tts_first_audio_ms"] = round(1000 * tts, 1)
+            breakdown["tts_first_audio_ms"] = round(1000 * tts, 1)
+            breakdown["send_first_audio_ms"] = round(1000 * (now - self.first_tts), 1)
         self.turn_ended = None
         self.last = breakdown
         if self.report is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -17,33 +16,6 @@ from fastapi import FastAPI
 from airvoice.config import ServerConfig
 
 log = logging.getLogger(__name__)
-
-_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']*")
-#: The loggers uvicorn writes request lines to (a WebSocket's path, query string included).
-UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access")
-
-
-class RedactTokens(logging.Filter):
-    """Replaces the value of a ``token=`` query parameter in a log record with ``***``.
-
-    Clients may pass the session token as ``/ws?token=...``, and uvicorn logs each WebSocket's
-    path with its query string ("WebSocket /ws?token=..." [accepted]).
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _TOKEN_IN_URL.sub(r"\1***", message)
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-def redact_tokens_in_uvicorn_logs() -> None:
-    """Attach ``RedactTokens`` to uvicorn's loggers (once; uvicorn's dictConfig keeps filters)."""
-    for name in UVICORN_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
 
 
 class AirvoiceServer(uvicorn.Server):
@@ -91,14 +63,25 @@ class AirvoiceServer(uvicorn.Server):
 
 
 def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> uvicorn.Config:
-    """uvicorn settings for airvoice: pings every 20 s, bounded messages, TLS if given."""
+    """uvicorn settings for airvoice: pings every 20 s, bounded messages and request heads,
+    a handshake deadline and a cap per client address, TLS if given, token-free logs."""
+    from airvoice.server.connections import (
+        ConnectionGuard,
+        GuardedH11Protocol,
+        GuardedWebSocketProtocol,
+    )
+    from airvoice.server.logs import ScrubFilter, install_filter
+
     options: dict[str, object] = {
         "host": config.host,
         "port": config.port,
-        "ws": "websockets-sansio",
+        "http": GuardedH11Protocol,
+        "ws": GuardedWebSocketProtocol,
         "ws_ping_interval": config.ping_interval_seconds,
         "ws_ping_timeout": config.ping_interval_seconds,
         "ws_max_size": config.max_message_bytes,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        "timeout_keep_alive": 5,
         "log_level": config.log_level,
         "ssl_certfile": config.ssl_certfile,
         "ssl_keyfile": config.ssl_keyfile,
@@ -106,9 +89,15 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "lifespan": "on",
     }
     options.update(overrides)
-    built = uvicorn.Config(app, **options)  # type: ignore[arg-type]
-    redact_tokens_in_uvicorn_logs()  # after uvicorn has configured its loggers
-    return built
+    result = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    guard = ConnectionGuard(config.max_connections_per_address, config.handshake_timeout_seconds)
+    result.airvoice_guard = guard  # type: ignore[attr-defined]
+    state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
+    if state is not None:
+        state.connections = guard
+    # uvicorn's loggers print each request line with its query string (?token=...).
+    install_filter(ScrubFilter(state.token if state is not None else None))
+    return result
 
 
 @contextlib.asynccontextmanager
