@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
     from transformers import PreTrainedTokenizerBase
 
@@ -31,13 +32,19 @@ _turn_keys = itertools.count(1)
 
 @dataclass
 class UserTurn:
-    """A user turn, as the audio embeddings the model heard."""
+    """A user turn as the model heard it: its audio embeddings (torch engine), or its samples
+    and audio token count (vLLM engine, which re-sends the audio under a stable ``uuid``)."""
 
-    embeddings: torch.Tensor
+    embeddings: torch.Tensor | None
     key: int = field(default_factory=lambda: next(_turn_keys))
+    samples: np.ndarray | None = field(default=None, repr=False)
+    token_count: int = 0
+    uuid: str = ""
 
     @property
     def num_tokens(self) -> int:
+        if self.embeddings is None:
+            return self.token_count
         return int(self.embeddings.shape[0])
 
 
