@@ -119,7 +119,11 @@ class ServerConfig(BaseSettings):
     quantization: Literal["auto", "none", "fp8"] = "auto"
     """vLLM weights and KV cache: ``auto`` is FP8 on Ada or newer when the weights are large."""
     max_new_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.6, ge=0.0)
+    temperature: float | None = Field(None, ge=0.0)
+    """Sampling temperature (0: greedy); None takes the checkpoint's generation_config.json."""
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    repetition_penalty: float | None = Field(None, gt=0.0)
+    """None takes generation_config.json, else 1.1 as the reference Ultravox pipeline."""
     max_sessions: int = Field(4, ge=1)
     token: SecretStr | None = None
     ssl_certfile: str | None = None

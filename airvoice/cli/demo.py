@@ -83,7 +83,8 @@ def demo(
                 console.print(
                     f"\n  time to first token {1000 * (stats.time_to_first_token or 0):.1f} ms, "
                     f"{stats.generated_tokens} tokens, prompt {stats.prompt_tokens} "
-                    f"({stats.reused_tokens} reused from the KV cache)"
+                    f"({stats.reused_tokens} reused from the KV cache)",
+                    soft_wrap=True,
                 )
                 if kokoro is not None and stream.text.strip():
                     spoke = time.perf_counter()

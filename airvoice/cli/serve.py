@@ -87,6 +87,32 @@ def serve(
         int | None,
         typer.Option(min=1, help="Longest reply, in tokens.", rich_help_panel=_PANEL_VOICE),
     ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Sampling temperature, 0 for greedy [default: the model's generation_config].",
+            rich_help_panel=_PANEL_VOICE,
+        ),
+    ] = None,
+    top_p: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Nucleus sampling mass [default: the model's generation_config].",
+            rich_help_panel=_PANEL_VOICE,
+        ),
+    ] = None,
+    repetition_penalty: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Penalty on tokens already said, 1 for none [default: the model's "
+            "generation_config, else 1.1 as the reference Ultravox pipeline].",
+            rich_help_panel=_PANEL_VOICE,
+        ),
+    ] = None,
     max_sessions: Annotated[
         int | None,
         typer.Option(
@@ -171,6 +197,9 @@ def serve(
         "speed": speed,
         "system_prompt": system_prompt,
         "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "repetition_penalty": repetition_penalty,
         "max_sessions": max_sessions,
         "token": token,
         "ssl_certfile": ssl_certfile,

@@ -88,12 +88,15 @@ def load_engines(config: ServerConfig):  # noqa: ANN201 (Engines imports pipecat
     """Load Ultravox and Kokoro once for the whole process."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     from airvoice.engines.kokoro import KokoroEngine
-    from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
+    from airvoice.engines.ultravox import UltravoxEngine
     from airvoice.pipeline import Engines
 
-    settings = GenerationSettings(
-        max_new_tokens=config.max_new_tokens, temperature=config.temperature
-    )
+    generation = {
+        "max_new_tokens": config.max_new_tokens,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "repetition_penalty": config.repetition_penalty,
+    }
     ultravox = UltravoxEngine.load(
         config.ultravox,
         config.text_model,
@@ -101,7 +104,7 @@ def load_engines(config: ServerConfig):  # noqa: ANN201 (Engines imports pipecat
         cache_dir=config.cache_dir,
         device=config.device,
         dtype=config.dtype,
-        settings=settings,
+        generation={k: v for k, v in generation.items() if v is not None},
     )
     kokoro = KokoroEngine(
         kokoro_path(config),

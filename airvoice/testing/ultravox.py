@@ -71,7 +71,10 @@ class TinyUltravox:
     audio_model_dir: Path | None
 
 
-def _whisper_config(size: str) -> dict[str, object]:
+def _whisper_config(size: str, head_size: int | None) -> dict[str, object]:
+    audio = dict(SIZES[size]["audio"])
+    if head_size is not None:
+        audio["encoder_attention_heads"] = max(1, audio["d_model"] // head_size)
     return {
         "model_type": "whisper",
         "_name_or_path": AUDIO_MODEL_ID,
@@ -90,11 +93,19 @@ def _whisper_config(size: str) -> dict[str, object]:
         "begin_suppress_tokens": None,
         "activation_function": "gelu",
         "scale_embedding": False,
-        **SIZES[size]["audio"],
+        **audio,
     }
 
 
-def _llama_config(size: str, vocab_size: int, tied: bool) -> dict[str, object]:
+def _llama_config(
+    size: str, vocab_size: int, tied: bool, head_size: int | None
+) -> dict[str, object]:
+    text = dict(SIZES[size]["text"])
+    if head_size is not None:
+        heads = max(1, text["hidden_size"] // head_size)
+        text["num_attention_heads"] = heads
+        text["num_key_value_heads"] = max(1, heads // 2)
+        text["head_dim"] = head_size
     return {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -107,7 +118,7 @@ def _llama_config(size: str, vocab_size: int, tied: bool) -> dict[str, object]:
         "bos_token_id": 0,
         "eos_token_id": [1, 4, 5],
         "torch_dtype": "bfloat16",
-        **SIZES[size]["text"],
+        **text,
     }
 
 
@@ -142,11 +153,20 @@ def build_tiny_ultravox(
     embed_audio_config: bool = True,
     text_shards: int = 2,
     tied_embeddings: bool = True,
+    head_size: int | None = None,
+    strong_audio: bool = False,
+    config_extra: dict[str, object] | None = None,
 ) -> TinyUltravox:
     """Write a random Ultravox in hub layout under ``root``; returns the repo directories.
 
     With ``embed_audio_config=False`` the audio tower lives in a separate Whisper repo named by
-    ``audio_model_id`` (full Whisper keys, decoder included), as in older Ultravox releases.
+    ``audio_model_id`` (full Whisper keys, decoder included), as in older Ultravox releases;
+    with it embedded, ``audio_model_id`` is null, as in the v0.5 repos.
+    ``head_size`` sets the attention head size of both towers (other engines refuse 16).
+    ``strong_audio`` draws both towers' weights with std 0.2 instead of 0.02, so that the audio
+    moves the logits measurably (with 0.02 the LLM's attention is near uniform and its values
+    tiny: two clips change the last logits by about 1e-3).
+    ``config_extra`` adds or overrides keys of the Ultravox ``config.json``.
     """
     root = Path(root)
     ultravox_dir = root / "ultravox"
@@ -156,12 +176,15 @@ def build_tiny_ultravox(
         if d is not None:
             d.mkdir(parents=True, exist_ok=True)
 
-    vocab_size = build_llama3_tokenizer(ultravox_dir)
+    vocab_size, audio_token_index = build_llama3_tokenizer(ultravox_dir)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(ultravox_dir / name, text_dir / name)
 
-    audio_cfg = _whisper_config(size)
-    text_cfg = _llama_config(size, vocab_size, tied_embeddings)
+    audio_cfg = _whisper_config(size, head_size)
+    text_cfg = _llama_config(size, vocab_size, tied_embeddings, head_size)
+    if strong_audio:
+        audio_cfg["init_std"] = 0.2
+        text_cfg["initializer_range"] = 0.2
     ultravox_cfg: dict[str, object] = {
         "_name_or_path": ULTRAVOX_ID,
         "architectures": ["UltravoxModel"],
@@ -170,9 +193,9 @@ def build_tiny_ultravox(
             "AutoModel": "ultravox_model.UltravoxModel",
         },
         "model_type": "ultravox",
-        "audio_model_id": AUDIO_MODEL_ID,
+        "audio_model_id": None if embed_audio_config else AUDIO_MODEL_ID,
         "text_model_id": TEXT_MODEL_ID,
-        "audio_token_index": vocab_size,
+        "audio_token_index": audio_token_index,
         "hidden_size": SIZES[size]["projector"]["hidden_size"],
         "ignore_index": -100,
         "norm_init": 0.4,
@@ -191,6 +214,7 @@ def build_tiny_ultravox(
     }
     if embed_audio_config:
         ultravox_cfg["audio_config"] = audio_cfg
+    ultravox_cfg.update(config_extra or {})
 
     config = UltravoxConfig.from_json_dict(
         ultravox_cfg, text_config=text_cfg, audio_config=audio_cfg

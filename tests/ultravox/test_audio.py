@@ -23,15 +23,15 @@ def test_audio_token_counts(engine, seconds, tokens):
 def test_embeddings_have_one_row_per_audio_token(engine, seconds, tokens):
     features = engine.processor.features(prepare_audio(speechlike(seconds)))
     with torch.inference_mode():
-        rows = engine.model.embed_audio(features.mel_windows, features.token_counts)
+        rows = engine.model.embed_audio(features)
     assert rows.shape == (tokens, engine.config.text_config.hidden_size)
     assert torch.isfinite(rows).all()
 
 
 def test_audio_over_30_seconds_is_split_into_whisper_windows(engine):
     features = engine.processor.features(prepare_audio(speechlike(45.0)))
-    frames = [m.shape[-1] for m in features.mel_windows]
-    assert frames == [3000, 1500]  # 100 mel frames per second, 30 s per window
+    assert features.chunk_frames == [3000, 1500]  # 100 mel frames per second, 30 s per chunk
+    assert tuple(features.mel.shape) == (2, 128, 3000)  # the continuation is padded to 30 s
     assert features.token_counts == [188, 94]
 
 
@@ -68,9 +68,9 @@ def test_bad_audio_gets_a_clear_error(audio, message):
         prepare_audio(audio)
 
 
-def test_audio_too_short_to_hear(engine):
-    with pytest.raises(AudioInputError, match="too short"):
-        engine.processor.features(prepare_audio(np.zeros(100, np.float32)))
+def test_very_short_audio_is_padded_to_two_hops(engine):
+    features = engine.processor.features(prepare_audio(np.full(100, 0.1, np.float32)))
+    assert features.chunk_frames == [2] and features.token_counts == [1]
 
 
 def test_audio_limit_is_configurable():

@@ -11,8 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from airvoice.engines.ultravox import locate_files
-from airvoice.engines.ultravox.conversation import ChatFormat
-from airvoice.engines.ultravox.loading import load_model, load_tokenizer
+from airvoice.engines.ultravox.loading import load_model
 from airvoice.errors import CheckpointMismatchError, ModelFilesMissingError
 from airvoice.testing.ultravox import (
     AUDIO_MODEL_ID,
@@ -158,24 +157,3 @@ def test_uncached_text_model_names_the_repo(tiny_model, tmp_path, monkeypatch, n
     assert TEXT_MODEL_ID in str(info.value)
     assert "airvoice models prefetch" in str(info.value)
     assert AUDIO_MODEL_ID not in str(info.value)  # the audio config is embedded: not needed
-
-
-def test_chat_format_matches_the_tokenizers_chat_template(tiny_model):
-    tokenizer = load_tokenizer(locate_files(tiny_model.ultravox_dir, tiny_model.text_model_dir))
-    fmt = ChatFormat(tokenizer)
-    from airvoice.engines.ultravox.conversation import AssistantTurn
-
-    reply = "The meeting starts at ten."
-    ours = [
-        *fmt.system("Be brief."),
-        *fmt.turn(AssistantTurn(reply, fmt.encode(reply))),
-        *fmt.header("assistant"),
-    ]
-    messages = [
-        {"role": "system", "content": "Be brief."},
-        {"role": "assistant", "content": reply},
-    ]
-    theirs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-    if isinstance(theirs, dict) or hasattr(theirs, "input_ids"):
-        theirs = theirs["input_ids"]
-    assert ours == list(theirs)

@@ -4,6 +4,7 @@ Loads hub checkpoints from local files only (no remote code, no network) and str
 with its own decoding loop. See :class:`UltravoxEngine`.
 """
 
+from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER, ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import DEFAULT_SYSTEM_PROMPT, Conversation
 from airvoice.engines.ultravox.engine import (
@@ -13,10 +14,14 @@ from airvoice.engines.ultravox.engine import (
     UltravoxEngine,
 )
 from airvoice.engines.ultravox.loading import UltravoxFiles, load_model, locate_files
+from airvoice.engines.ultravox.processor import AudioProcessor, audio_token_counts
 
 __all__ = [
+    "AUDIO_PLACEHOLDER",
     "DEFAULT_SYSTEM_PROMPT",
     "SAMPLE_RATE",
+    "AudioProcessor",
+    "ChatTemplate",
     "Conversation",
     "GenerationSettings",
     "ReplyStats",
@@ -24,6 +29,7 @@ __all__ = [
     "UltravoxConfig",
     "UltravoxEngine",
     "UltravoxFiles",
+    "audio_token_counts",
     "load_model",
     "locate_files",
 ]

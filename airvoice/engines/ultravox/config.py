@@ -14,16 +14,38 @@ from typing import Any
 
 import transformers
 
-from airvoice.errors import ModelFilesMissingError
+from airvoice.errors import CheckpointMismatchError, ModelFilesMissingError
 
 SAMPLE_RATE = 16_000
 """Ultravox hears 16 kHz mono audio."""
 
-WHISPER_WINDOW_SECONDS = 30
-"""The Whisper encoder sees at most 30 s at once; longer audio is split into windows."""
-
-ENCODER_SAMPLES_PER_FRAME = 320
-"""One encoder frame per 320 samples: the mel hop is 160 and the encoder's conv halves it."""
+INERT_KEYS = frozenset(
+    {
+        # Bookkeeping of the hub and of training: they do not change what the model computes.
+        "_name_or_path",
+        "architectures",
+        "auto_map",
+        "model_type",
+        "torch_dtype",
+        "dtype",
+        "transformers_version",
+        "ignore_index",
+        "norm_init",  # the RMSNorm weights' initial value; the checkpoint holds the real ones
+        "vocab_size",
+        "initializer_range",
+        "llm_only_training",
+        "audio_model_lora_config",  # merged into the weights before upload (merge_and_unload)
+        "text_model_lora_config",
+        "audio_token_index",  # the placeholder's id: we place embeddings, not ids
+        "pad_token_id",
+        "bos_token_id",
+        "eos_token_id",
+        "tie_word_embeddings",
+        "use_cache",
+    }
+)
+"""Keys of an Ultravox ``config.json`` that inference does not need (see fixie-ai/ultravox
+``ultravox/model/ultravox_config.py``); any other unknown key is logged as ignored."""
 
 
 @dataclass
@@ -41,6 +63,7 @@ class UltravoxConfig:
     projector_ln_mid: bool = False
     num_projector_layers: int = 0
     norm_eps: float = 1e-6
+    audio_latency_block_size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -72,6 +95,7 @@ class UltravoxConfig:
             "projector_act",
             "projector_ln_mid",
             "num_projector_layers",
+            "audio_latency_block_size",
         }
         kwargs = {k: data.pop(k) for k in list(data) if k in known}
         return cls(
@@ -87,10 +111,22 @@ class UltravoxConfig:
         """Read ``config.json`` of a local Ultravox repo (text/audio configs are not resolved)."""
         return cls.from_json_dict(read_json(directory / "config.json", repo=str(directory)))
 
-    def audio_tokens(self, num_samples: int) -> int:
-        """How many audio embeddings (LLM positions) a window of ``num_samples`` becomes."""
-        frames = round(num_samples / ENCODER_SAMPLES_PER_FRAME + 1e-4)
-        return -(-frames // self.stack_factor)
+    def __post_init__(self) -> None:
+        block = self.audio_latency_block_size
+        # The reference builds its block mask over 2 * max_source_positions (3000) positions and
+        # asserts that the block size divides them (ModifiedWhisperEncoder.init_latency_mask).
+        context = 2 * int(self.audio_config.max_source_positions)
+        if block and (block < 0 or context % block):  # 0 or None: no block mask
+            raise CheckpointMismatchError(
+                f"config.json sets audio_latency_block_size={block}, which does not divide the "
+                f"encoder's {context} positions; the checkpoint's config is broken: use another "
+                "checkpoint or fix that value"
+            )
+
+    @property
+    def ignored_keys(self) -> list[str]:
+        """Keys of ``config.json`` that this implementation does not use and does not know."""
+        return sorted(k for k in self.extra if k not in INERT_KEYS)
 
 
 def read_json(path: Path, repo: str | None = None) -> dict[str, Any]:

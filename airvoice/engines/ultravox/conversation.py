@@ -1,21 +1,29 @@
 """Conversation memory: the system prompt, user turns kept as audio, assistant turns as text.
 
 User turns are kept as their audio embeddings (Ultravox makes no transcript), assistant turns as
-the text that was actually spoken. The prompt is laid out in the Llama-3 chat format, with each
-user turn's audio embeddings where its ``<|audio|>`` placeholder stands.
+the text that was actually spoken. The prompt is rendered by the checkpoint's own chat template
+(:mod:`~airvoice.engines.ultravox.chat_template`), each user audio turn's content being
+``<|audio|>``, expanded to that turn's audio embeddings.
 """
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airvoice.engines.ultravox.chat_template import (
+    AUDIO_PLACEHOLDER,
+    ChatTemplate,
+    Message,
+    without_placeholder,
+)
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
-    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly voice assistant. Answer briefly and naturally, in plain spoken "
@@ -50,18 +58,16 @@ class UserTurn:
 
 @dataclass
 class UserTextTurn:
-    """A user turn typed rather than spoken, as token ids."""
+    """A user turn typed rather than spoken."""
 
     text: str
-    token_ids: list[int]
 
 
 @dataclass
 class AssistantTurn:
-    """An assistant turn, as the text that was spoken (and its token ids)."""
+    """An assistant turn, as the text that was spoken."""
 
     text: str
-    token_ids: list[int]
 
 
 Turn = UserTurn | UserTextTurn | AssistantTurn
@@ -69,40 +75,6 @@ Turn = UserTurn | UserTextTurn | AssistantTurn
 
 class ContextOverflowError(ValueError):
     """The newest turn alone does not fit the token budget."""
-
-
-class ChatFormat:
-    """Token layout of the Llama-3 chat format, with audio placeholders."""
-
-    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
-        self.tokenizer = tokenizer
-        specials = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
-        ids = tokenizer.convert_tokens_to_ids(specials)
-        if any(i is None or i == tokenizer.unk_token_id for i in ids):
-            raise ValueError(
-                "the tokenizer is not a Llama-3 tokenizer (it lacks "
-                f"{', '.join(specials)}); Ultravox on Llama 3 needs the repo's own tokenizer.json"
-            )
-        self.bos_id, _, _, self.eot_id = ids
-        self._headers: dict[str, list[int]] = {}
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def header(self, role: str) -> list[int]:
-        if role not in self._headers:
-            self._headers[role] = self.encode(f"<|start_header_id|>{role}<|end_header_id|>\n\n")
-        return self._headers[role]
-
-    def system(self, prompt: str) -> list[int]:
-        return [self.bos_id, *self.header("system"), *self.encode(prompt), self.eot_id]
-
-    def turn(self, turn: Turn) -> list[PromptItem]:
-        if isinstance(turn, UserTurn):
-            audio: list[PromptItem] = [(turn.key, i) for i in range(turn.num_tokens)]
-            return [*self.header("user"), *audio, self.eot_id]
-        role = "user" if isinstance(turn, UserTextTurn) else "assistant"
-        return [*self.header(role), *turn.token_ids, self.eot_id]
 
 
 class Conversation:
@@ -118,13 +90,16 @@ class Conversation:
         self,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
         max_context_tokens: int = 4096,
-        chat_format: ChatFormat | None = None,
+        chat_template: ChatTemplate | None = None,
+        started: datetime.date | None = None,
     ) -> None:
         if max_context_tokens < 64:
             raise ValueError("max_context_tokens must be at least 64")
         self.system_prompt = system_prompt
-        self.chat_format = chat_format
+        self.chat_template = chat_template
         self.max_context_tokens = max_context_tokens
+        self.started = started or datetime.date.today()
+        """The date the prompt shows: fixed when the conversation starts, for a stable prefix."""
         self.turns: list[Turn] = []
         self.lock = threading.Lock()
         # The engine's reusable KV cache and the prompt positions it holds.
@@ -133,7 +108,7 @@ class Conversation:
         self.active_reply: Any = None
 
     def reset(self) -> None:
-        """Forget every turn (and the cache); the system prompt stays."""
+        """Forget every turn (and the cache); the system prompt and start date stay."""
         with self.lock:
             self.turns.clear()
             self.kv_cache = None
@@ -145,47 +120,67 @@ class Conversation:
 
     def set_last_assistant_text(self, text: str) -> None:
         """Replace the last assistant turn by what was actually heard (empty text drops it)."""
-        if self.chat_format is None:
-            raise RuntimeError("create conversations with engine.new_conversation()")
         with self.lock:
             if not self.turns or not isinstance(self.turns[-1], AssistantTurn):
                 raise ValueError("the conversation has no assistant turn to replace")
             if text.strip():
-                self.turns[-1] = AssistantTurn(text, self.chat_format.encode(text))
+                self.turns[-1] = AssistantTurn(text)
             else:
                 self.turns.pop()
 
+    def messages(self, turns: list[Turn]) -> list[Message]:
+        """Chat messages for ``turns``: system prompt first, ``<|audio|>`` for each audio turn."""
+        messages: list[Message] = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": without_placeholder(self.system_prompt)})
+        for turn in turns:
+            if isinstance(turn, UserTurn):
+                messages.append({"role": "user", "content": AUDIO_PLACEHOLDER})
+            else:
+                role = "user" if isinstance(turn, UserTextTurn) else "assistant"
+                messages.append({"role": role, "content": without_placeholder(turn.text)})
+        return messages
+
+    def render(self, template: ChatTemplate, turns: list[Turn]) -> list[PromptItem]:
+        """Prompt positions for ``turns`` and the assistant's header, through ``template``."""
+        segments = template.encode_segments(self.messages(turns), self.started)
+        audio = [t for t in turns if isinstance(t, UserTurn)]
+        if len(segments) != len(audio) + 1:
+            raise ValueError(
+                f"the chat template rendered {len(segments) - 1} {AUDIO_PLACEHOLDER} placeholders "
+                f"for {len(audio)} audio turns: the template must keep message content as it is"
+            )
+        items: list[PromptItem] = list(segments[0])
+        for turn, segment in zip(audio, segments[1:], strict=True):
+            items += [(turn.key, i) for i in range(turn.num_tokens)]
+            items += segment
+        return items
+
     def prompt(
-        self, fmt: ChatFormat, new_turn: UserTurn | UserTextTurn, reserve: int
+        self, template: ChatTemplate, new_turn: UserTurn | UserTextTurn, reserve: int
     ) -> list[PromptItem]:
         """Prompt positions for a reply to ``new_turn``, dropping the oldest turns to fit.
 
         ``reserve`` positions are kept free for the reply. Dropped turns are gone for good.
         """
-        system = fmt.system(self.system_prompt)
-        tail = [*fmt.turn(new_turn), *fmt.header("assistant")]
-        budget = self.max_context_tokens - reserve - len(system) - len(tail)
-        if budget < 0:
-            raise ContextOverflowError(
-                f"this turn needs {len(system) + len(tail) + reserve} positions with the system "
-                f"prompt and the reply, more than the budget of {self.max_context_tokens}; send "
-                "shorter audio, a shorter system prompt, or raise max_context_tokens"
-            )
         with self.lock:
-            rendered = [fmt.turn(t) for t in self.turns]
-            used = sum(len(r) for r in rendered)
             drop = 0
-            while used > budget:
+            while True:
+                items = self.render(template, [*self.turns[drop:], new_turn])
+                if len(items) + reserve <= self.max_context_tokens:
+                    break
+                if drop >= len(self.turns):
+                    raise ContextOverflowError(
+                        f"this turn needs {len(items) + reserve} positions with the system "
+                        f"prompt and the reply, more than the budget of {self.max_context_tokens}; "
+                        "send shorter audio, a shorter system prompt, or raise max_context_tokens"
+                    )
                 # Drop the oldest exchange: a user turn and the assistant turns that follow it.
-                used -= len(rendered[drop])
                 drop += 1
                 while drop < len(self.turns) and isinstance(self.turns[drop], AssistantTurn):
-                    # (an assistant turn belongs to the user turn before it)
-                    used -= len(rendered[drop])
                     drop += 1
             del self.turns[:drop]
-            rendered = rendered[drop:]
-        return [*system, *(i for r in rendered for i in r), *tail]
+        return items
 
     def commit(self, user: UserTurn | UserTextTurn, reply: AssistantTurn | None) -> None:
         """Record a finished exchange."""

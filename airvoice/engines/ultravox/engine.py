@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import logging
 import os
 import threading
@@ -23,11 +24,11 @@ import torch
 from transformers import DynamicCache
 
 from airvoice.config import resolve_device, resolve_dtype
+from airvoice.engines.ultravox.chat_template import ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
     DEFAULT_SYSTEM_PROMPT,
     AssistantTurn,
-    ChatFormat,
     Conversation,
     PromptItem,
     UserTextTurn,
@@ -53,13 +54,19 @@ END_OF_TURN_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How replies are sampled. ``temperature=0`` decodes greedily."""
+    """How replies are sampled. ``temperature=0`` decodes greedily.
+
+    ``repetition_penalty`` divides the positive logits (multiplies the negative ones) of every
+    token already in the prompt or the reply, as transformers' ``RepetitionPenaltyLogitsProcessor``
+    does; the reference pipeline (fixie-ai/ultravox ``ultravox_pipeline.py``) uses 1.1.
+    """
 
     max_new_tokens: int = 256
     min_new_tokens: int = 0
     temperature: float = 0.6
     top_p: float = 0.9
     top_k: int = 0
+    repetition_penalty: float = 1.1
     seed: int | None = None
     reuse_kv_cache: bool = True
     max_audio_seconds: float = 120.0
@@ -75,6 +82,31 @@ class GenerationSettings:
             raise ValueError("top_p must be in (0, 1]")
         if self.top_k < 0:
             raise ValueError("top_k must be 0 (off) or more")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be more than 0 (1 is off)")
+
+    @classmethod
+    def from_generation_config(cls, config: dict[str, Any], **overrides: Any) -> GenerationSettings:
+        """Defaults from a checkpoint's ``generation_config.json``, then ``overrides``.
+
+        Keys the file does not set keep our defaults (the reference pipeline's
+        ``repetition_penalty`` of 1.1 included); ``do_sample: false`` means greedy.
+        """
+        values: dict[str, Any] = {}
+        if config.get("do_sample") is False:
+            values["temperature"] = 0.0
+        elif config.get("temperature") is not None:
+            values["temperature"] = float(config["temperature"])
+        for key, kind in (
+            ("top_p", float),
+            ("top_k", int),
+            ("repetition_penalty", float),
+            ("max_new_tokens", int),
+        ):
+            if config.get(key) is not None:
+                values[key] = kind(config[key])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass
@@ -101,10 +133,19 @@ class ReplyStats:
         return self.first_token_at - self.submitted_at
 
 
+def penalize_repetition(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """``logits`` with the tokens marked in the boolean ``seen`` penalized, as transformers'
+    ``RepetitionPenaltyLogitsProcessor`` does: positive logits divided, negative multiplied."""
+    if penalty == 1.0:
+        return logits
+    penalized = torch.where(logits < 0, logits * penalty, logits / penalty)
+    return torch.where(seen, penalized, logits)
+
+
 def sample_token(
     logits: torch.Tensor, settings: GenerationSettings, generator: torch.Generator | None
 ) -> int:
-    """Pick the next token from one row of logits."""
+    """Pick the next token from one row of logits (already penalized for repetition)."""
     if settings.temperature == 0:
         return int(torch.argmax(logits))
     logits = logits.float() / settings.temperature
@@ -119,6 +160,16 @@ def sample_token(
         logits[order[drop]] = float("-inf")
     probs = torch.softmax(logits, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def cache_argument(language_model: torch.nn.Module) -> str:
+    """The name under which the LLM's ``forward`` takes its KV cache.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` and warns at every call with the
+    old name until 5.40 removes it; earlier releases know only ``past_key_values``.
+    """
+    parameters = inspect.signature(type(language_model).forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def _common_prefix(a: list[PromptItem], b: list[PromptItem]) -> int:
@@ -204,6 +255,7 @@ class _ReplyJob:
         self.generated: list[int] = []
         self.emitted = ""
         self.pending_token: int | None = None
+        self.seen = torch.zeros(0, dtype=torch.bool)
 
     # -- worker thread -------------------------------------------------------------------
     def step(self) -> bool:
@@ -213,20 +265,20 @@ class _ReplyJob:
                 self.stats.first_logits = logits.float().cpu()
             else:
                 logits = self._decode()
+            logits = penalize_repetition(logits, self.seen, self.settings.repetition_penalty)
             if len(self.generated) < self.settings.min_new_tokens:
                 logits = logits.clone()
                 logits[list(self.engine.stop_ids)] = float("-inf")
-        return self._take(sample_token(logits, self.settings, self.generator))
+            return self._take(sample_token(logits, self.settings, self.generator))
 
     def _prefill(self) -> torch.Tensor:
         engine, conv = self.engine, self.conversation
         if isinstance(self.user_input, str):
-            self.user = UserTextTurn(self.user_input, engine.chat_format.encode(self.user_input))
+            self.user = UserTextTurn(self.user_input)
         else:
             features = engine.processor.features(self.user_input)
-            mels = [m.to(engine.device, engine.dtype) for m in features.mel_windows]
-            self.user = UserTurn(engine.model.embed_audio(mels, features.token_counts))
-        items = conv.prompt(engine.chat_format, self.user, reserve=self.settings.max_new_tokens)
+            self.user = UserTurn(engine.model.embed_audio(features))
+        items = conv.prompt(engine.chat_template, self.user, reserve=self.settings.max_new_tokens)
         cache, keep = None, 0
         if self.settings.reuse_kv_cache and conv.kv_cache is not None:
             keep = min(_common_prefix(conv.kv_items, items), len(items) - 1)
@@ -244,12 +296,20 @@ class _ReplyJob:
         positions = torch.arange(keep, len(items), device=engine.device)[None]
         out = engine.model.language_model(
             inputs_embeds=embeds,
-            past_key_values=cache,
+            **{engine.cache_kwarg: cache},
             position_ids=positions,
             use_cache=True,
             logits_to_keep=1,
         )
         self.cache, self.cache_items = cache, list(items)
+        # The tokens the repetition penalty counts: the prompt's, where the reference's input_ids
+        # hold the EOS at each audio position (ultravox_processing.py), then the reply's.
+        vocab = out.logits.shape[-1]
+        prompt_ids = {i for i in items if isinstance(i, int) and i < vocab}
+        if any(isinstance(i, tuple) for i in items) and engine.tokenizer.eos_token_id is not None:
+            prompt_ids.add(int(engine.tokenizer.eos_token_id))
+        self.seen = torch.zeros(vocab, dtype=torch.bool, device=out.logits.device)
+        self.seen[list(prompt_ids)] = True
         self.stats.prompt_tokens = len(items)
         self.stats.audio_tokens = self.user.num_tokens if isinstance(self.user, UserTurn) else 0
         self.stats.reused_tokens = keep
@@ -261,7 +321,10 @@ class _ReplyJob:
         ids = torch.tensor([[self.pending_token]], device=engine.device)
         positions = torch.tensor([[len(self.cache_items)]], device=engine.device)
         out = engine.model.language_model(
-            input_ids=ids, past_key_values=self.cache, position_ids=positions, use_cache=True
+            input_ids=ids,
+            position_ids=positions,
+            use_cache=True,
+            **{engine.cache_kwarg: self.cache},
         )
         self.cache_items.append(self.pending_token)
         return out.logits[0, -1]
@@ -274,6 +337,7 @@ class _ReplyJob:
             self.stats.finish_reason = "stop"
             return True
         self.generated.append(token)
+        self.seen[token] = True
         self.pending_token = token
         self.stats.generated_tokens = len(self.generated)
         text = self.engine.tokenizer.decode(self.generated, skip_special_tokens=True)
@@ -295,7 +359,7 @@ class _ReplyJob:
         if self.stats.finish_reason is None:
             self.stats.finish_reason = "error" if error else "cancelled"
         if self.user is not None and error is None:
-            reply = AssistantTurn(self.emitted, list(self.generated)) if self.generated else None
+            reply = AssistantTurn(self.emitted) if self.generated else None
             conv.commit(self.user, reply)
             if self.settings.reuse_kv_cache:
                 conv.kv_cache, conv.kv_items = self.cache, self.cache_items
@@ -337,6 +401,7 @@ class UltravoxEngine:
         device: torch.device,
         dtype: torch.dtype,
         settings: GenerationSettings | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> None:
         self.files = files
         self.model = model
@@ -344,16 +409,14 @@ class UltravoxEngine:
         self.device = device
         self.dtype = dtype
         self.tokenizer = load_tokenizer(files)
-        self.chat_format = ChatFormat(self.tokenizer)
+        self.chat_template = ChatTemplate(self.tokenizer)
         self.processor = AudioProcessor(load_feature_extractor(files, config), config)
         defaults = generation_defaults(files)
         if settings is None:
-            settings = GenerationSettings(
-                temperature=float(defaults.get("temperature", 0.6)),
-                top_p=float(defaults.get("top_p", 0.9)),
-            )
+            settings = GenerationSettings.from_generation_config(defaults, **(generation or {}))
         self.settings = settings
         self.stop_ids = self._stop_ids(defaults)
+        self.cache_kwarg = cache_argument(model.language_model)
         self._scheduler = RoundRobinScheduler()
 
     @classmethod
@@ -367,17 +430,26 @@ class UltravoxEngine:
         device: str = "auto",
         dtype: str = "auto",
         settings: GenerationSettings | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> UltravoxEngine:
-        """Load (once per process) from local directories or repo ids in the local HF cache."""
+        """Load (once per process) from local directories or repo ids in the local HF cache.
+
+        Replies are sampled with ``settings`` if given, else with the checkpoint's
+        ``generation_config.json`` defaults overridden by the non-None values of ``generation``
+        (``GenerationSettings`` field names).
+        """
         files = locate_files(ultravox, text_model, audio_model, cache_dir)
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(torch_device, dtype)
-        key = (files, str(torch_device), torch_dtype, settings)
+        overrides = tuple(sorted((generation or {}).items()))
+        key = (files, str(torch_device), torch_dtype, settings, overrides)
         with cls._load_lock:
             engine = cls._loaded.get(key)
             if engine is None:
                 model, config = load_model(files, torch_device, torch_dtype)
-                engine = cls(files, model, config, torch_device, torch_dtype, settings)
+                engine = cls(
+                    files, model, config, torch_device, torch_dtype, settings, dict(overrides)
+                )
                 cls._loaded[key] = engine
             return engine
 
@@ -395,7 +467,7 @@ class UltravoxEngine:
         if max_context_tokens is None:
             limit = getattr(self.config.text_config, "max_position_embeddings", 8192)
             max_context_tokens = min(int(limit), 8192)
-        return Conversation(system_prompt, max_context_tokens, chat_format=self.chat_format)
+        return Conversation(system_prompt, max_context_tokens, chat_template=self.chat_template)
 
     def respond(
         self,

@@ -231,6 +231,12 @@ def load_model(
 ) -> tuple[UltravoxModel, UltravoxConfig]:
     """Build the model from its configs and load every weight from the local files."""
     config = check_files(files)
+    if config.ignored_keys:
+        log.warning(
+            "config.json of %s has keys this implementation ignores: %s",
+            files.ultravox_dir.name,
+            ", ".join(config.ignored_keys),
+        )
     model = build_model(config, device, dtype)
     load_weights(model, files)
     log.info("loaded Ultravox from %s on %s (%s)", files.ultravox_dir, device, dtype)
@@ -241,8 +247,10 @@ def load_tokenizer(files: UltravoxFiles) -> transformers.PreTrainedTokenizerBase
     """The tokenizer of the Ultravox repo (or of its language model), from local files only."""
     for directory in (files.ultravox_dir, files.text_model_dir):
         if (directory / "tokenizer.json").is_file():
+            # transformers 5.x ignores clean_up_tokenization_spaces=True (the Llama 3 repos' value)
+            # for byte-level BPE and warns at each load; False decodes the same, silently.
             return transformers.PreTrainedTokenizerFast.from_pretrained(
-                str(directory), local_files_only=True
+                str(directory), local_files_only=True, clean_up_tokenization_spaces=False
             )
     raise ModelFilesMissingError(["tokenizer.json"], str(files.ultravox_dir))
 
@@ -265,9 +273,14 @@ def load_feature_extractor(
 
 
 def generation_defaults(files: UltravoxFiles) -> dict[str, object]:
-    """The language model's ``generation_config.json`` (end tokens, sampling), if present."""
-    for directory in (files.ultravox_dir, files.text_model_dir):
+    """The checkpoint's ``generation_config.json`` (end tokens, sampling), if present.
+
+    The language model's file first, then the Ultravox repo's on top: the reference generates
+    with the Ultravox repo's ``generation_config`` and vLLM reads the same file.
+    """
+    merged: dict[str, object] = {}
+    for directory in (files.text_model_dir, files.ultravox_dir):
         path = directory / "generation_config.json"
         if path.is_file():
-            return read_json(path)
-    return {}
+            merged.update(read_json(path))
+    return merged

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from transformers.models.whisper.modeling_whisper import WhisperEncoder, WhisperEncoderLayer
 
 from airvoice.engines.ultravox.config import UltravoxConfig
+from airvoice.engines.ultravox.processor import AudioFeatures
 
 
 class RMSNorm(nn.Module):
@@ -31,7 +32,11 @@ class RMSNorm(nn.Module):
 
 
 def stack_frames(frames: torch.Tensor, factor: int) -> torch.Tensor:
-    """``[B, T, C] -> [B, ceil(T/factor), C*factor]``, zero-padding the last group."""
+    """``[B, T, C] -> [B, ceil(T/factor), C*factor]``, zero-padding the last group.
+
+    As the reference's ``StackAudioFrames``: the padding is added after the encoder, so a chunk
+    padded to 30 s stacks the encoder's outputs at the padded positions, not zeros.
+    """
     batch, length, channels = frames.shape
     padded = -(-length // factor) * factor
     frames = F.pad(frames, (0, 0, 0, padded - length))
@@ -71,7 +76,7 @@ class FeedForwardProjector(nn.Module):
             self.ln_mid = nn.Identity()
             self.ln_post = RMSNorm(dim_out, config.norm_eps)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, token_counts: list[int] | None = None) -> torch.Tensor:
         x = self.ln_pre(stack_frames(frames, self.stack_factor))
         x = self.ln_mid(self.act(self.linear_1(x)))
         return self.ln_post(self.linear_2(x))
@@ -94,11 +99,20 @@ class TransformerProjector(nn.Module):
         self.ln_post = RMSNorm(audio.d_model, config.norm_eps)
         self.linear_out = nn.Linear(audio.d_model, config.text_config.hidden_size)
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, token_counts: list[int] | None = None) -> torch.Tensor:
+        """Each chunk's tokens attend only to its real tokens (``token_counts``), as vLLM's
+        ``UltravoxTransformerProjector`` segments them (the padding's outputs are dropped)."""
         x = self.linear_in(self.ln_pre(stack_frames(frames, self.stack_factor)))
         x = x + self.embed_positions.weight[: x.shape[1]]
+        mask = None
+        if token_counts is not None:
+            counts = torch.tensor(token_counts, device=x.device)
+            keep = torch.arange(x.shape[1], device=x.device)[None, :] < counts[:, None]
+            mask = torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_fill(
+                ~keep, torch.finfo(x.dtype).min
+            )[:, None, None, :]
         for layer in self.layers:
-            x = layer(x, None)
+            x = layer(x, mask)
         return self.linear_out(self.ln_post(x))
 
 
@@ -115,32 +129,57 @@ class UltravoxModel(nn.Module):
             self.multi_modal_projector = FeedForwardProjector(config)
         self.language_model = transformers.AutoModelForCausalLM.from_config(config.text_config)
 
-    def encode_window(self, mel: torch.Tensor) -> torch.Tensor:
-        """Encode one Whisper window of mel features ``[1, n_mels, T<=3000]`` to encoder frames.
+    def encode(self, mel: torch.Tensor, chunk_frames: list[int]) -> torch.Tensor:
+        """Encode mel chunks ``[B, n_mels, T<=3000]`` to encoder frames ``[B, T/2, d_model]``.
 
-        Unlike transformers' ``WhisperEncoder.forward`` this takes windows shorter than 30 s,
-        using the first ``T/2`` position embeddings, as Ultravox's modified encoder does.
+        As the reference's ``ModifiedWhisperEncoder.forward`` (fixie-ai/ultravox
+        ``ultravox/model/ultravox_model.py``): chunks shorter than 30 s use the first ``T/2``
+        position embeddings; each chunk's keys past its real length (``chunk_frames``, in mel
+        frames) are masked; with ``audio_latency_block_size`` the attention is block-causal.
         """
         tower = self.audio_tower
         x = F.gelu(tower.conv1(mel))
         x = F.gelu(tower.conv2(x)).permute(0, 2, 1)
         if x.shape[1] > tower.embed_positions.num_embeddings:
             raise ValueError(
-                f"a window of {mel.shape[-1]} mel frames is longer than the encoder's 30 s; "
-                "split the audio into 30 s windows first"
+                f"a chunk of {mel.shape[-1]} mel frames is longer than the encoder's 30 s; "
+                "cut the audio into 30 s chunks first (AudioProcessor.features does)"
             )
         x = x + tower.embed_positions.weight[: x.shape[1]]
+        mask = self.encoder_mask(chunk_frames, x.shape[1], x.dtype, x.device)
         for layer in tower.layers:
-            x = layer(x, None)
+            x = layer(x, mask)
         return tower.layer_norm(x)
 
-    def embed_audio(self, mel_windows: list[torch.Tensor], token_counts: list[int]) -> torch.Tensor:
-        """Audio embeddings ``[sum(token_counts), hidden]`` for a list of mel windows."""
-        parts = []
-        for mel, count in zip(mel_windows, token_counts, strict=True):
-            frames = self.encode_window(mel)
-            parts.append(self.multi_modal_projector(frames)[0, :count])
-        return torch.cat(parts, dim=0)
+    def encoder_mask(
+        self, chunk_frames: list[int], length: int, dtype: torch.dtype, device: torch.device
+    ) -> torch.Tensor:
+        """The encoder's additive attention mask, ``[B, 1, 1 or T, T]``.
+
+        Keys past a chunk's real length get ``finfo.min`` (the reference's extended attention
+        mask from ``audio_len``); with a latency block size, keys in later blocks do too.
+        """
+        lengths = torch.tensor(chunk_frames, device=device)
+        valid = (lengths - 1) // 2 + 1  # Whisper's _get_feat_extract_output_lengths
+        keep = torch.arange(length, device=device)[None, :] < valid[:, None]
+        keep = keep[:, None, None, :]
+        block = self.config.audio_latency_block_size
+        if block:
+            index = torch.arange(length, device=device) // block
+            keep = keep & (index[None, :] <= index[:, None])[None, None]
+        return torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(
+            ~keep, torch.finfo(dtype).min
+        )
+
+    def embed_audio(self, features: AudioFeatures) -> torch.Tensor:
+        """Audio embeddings ``[features.num_tokens, hidden]`` of one turn's mel chunks."""
+        mel = features.mel.to(
+            self.audio_tower.conv1.weight.device, self.audio_tower.conv1.weight.dtype
+        )
+        frames = self.encode(mel, features.chunk_frames)
+        projected = self.multi_modal_projector(frames, features.token_counts)
+        rows = [projected[i, :count] for i, count in enumerate(features.token_counts)]
+        return torch.cat(rows, dim=0)
 
     def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
         """The LLM's input embeddings of ``token_ids``."""
