@@ -547,6 +547,17 @@ class UltravoxEngine:
         """Replies waiting for or running on the worker."""
         return self._scheduler.pending
 
+    def health(self) -> dict[str, Any]:
+        """The ``engine`` block of ``/health``: replies in progress (this engine keeps no shared
+        KV pool or prefix cache, hence ``None``)."""
+        return {
+            "name": "torch",
+            "kv_cache_usage": None,
+            "running": self.pending_replies,
+            "waiting": 0,
+            "prefix_cache_hit_rate": None,
+        }
+
     def close(self) -> None:
         """Stop the worker thread and forget this engine in the per-process cache."""
         self._scheduler.close()

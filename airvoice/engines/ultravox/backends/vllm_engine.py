@@ -31,11 +31,11 @@ import numpy as np
 
 from airvoice.config import ServerConfig, use_fp8
 from airvoice.engines.ultravox.backends.vllm_plugin import ARCHITECTURE, register
+from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER, ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
     DEFAULT_SYSTEM_PROMPT,
     AssistantTurn,
-    ChatFormat,
     Conversation,
     PromptItem,
     UserTextTurn,
@@ -55,7 +55,6 @@ from airvoice.errors import AudioInputError, ConversationBusyError
 
 log = logging.getLogger(__name__)
 
-AUDIO_PLACEHOLDER = "<|audio|>"
 MAX_AUDIO_TURNS = 128
 """Spoken turns one prompt may carry (vLLM's per-prompt limit; older turns are dropped)."""
 
@@ -349,7 +348,7 @@ class _VllmReply:
             stats.finish_reason = "error" if error else "cancelled"
         conv = self.conversation
         if user is not None and error is None and (self._submitted.is_set()):
-            conv.commit(user, AssistantTurn(text, tokens) if tokens else None)
+            conv.commit(user, AssistantTurn(text) if tokens else None)
         with conv.lock:
             if conv.active_reply is self:
                 conv.active_reply = None
@@ -463,22 +462,20 @@ class VllmUltravoxEngine:
         files: UltravoxFiles,
         sizing: VllmSizing,
         settings: GenerationSettings | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> None:
         self.files = files
         self.sizing = sizing
         self.config = check_files(files)
         self.tokenizer = load_tokenizer(files)
-        self.chat_format = ChatFormat(self.tokenizer)
+        self.chat_template = ChatTemplate(self.tokenizer)
         self.processor = AudioProcessor(load_feature_extractor(files, self.config), self.config)
         self.placeholder_ids = list(
             self.tokenizer.encode(AUDIO_PLACEHOLDER, add_special_tokens=False)
         )
         defaults = generation_defaults(files)
         if settings is None:
-            settings = GenerationSettings(
-                temperature=float(defaults.get("temperature", 0.6)),
-                top_p=float(defaults.get("top_p", 0.9)),
-            )
+            settings = GenerationSettings.from_generation_config(defaults, **(generation or {}))
         self.settings = settings
         self.stop_ids = self._stop_ids(defaults)
         self.runtime = VllmRuntime.acquire(files, sizing, self._hf_overrides())
@@ -502,15 +499,20 @@ class VllmUltravoxEngine:
         cache_dir: str | os.PathLike[str] | None = None,
         sizing: VllmSizing | None = None,
         settings: GenerationSettings | None = None,
+        generation: dict[str, Any] | None = None,
     ) -> VllmUltravoxEngine:
-        """Start (once per process) from local directories or repo ids in the local HF cache."""
+        """Start (once per process) from local directories or repo ids in the local HF cache.
+
+        ``settings`` and ``generation`` as for the torch engine's ``load``.
+        """
         files = locate_files(ultravox, text_model, audio_model, cache_dir)
         sizing = sizing or VllmSizing()
-        key = (files, sizing, settings)
+        overrides = tuple(sorted((generation or {}).items()))
+        key = (files, sizing, settings, overrides)
         with cls._load_lock:
             engine = cls._loaded.get(key)
             if engine is None:
-                engine = cls(files, sizing, settings)
+                engine = cls(files, sizing, settings, dict(overrides))
                 cls._loaded[key] = engine
             return engine
 
@@ -539,7 +541,9 @@ class VllmUltravoxEngine:
         if max_context_tokens is None:
             max_context_tokens = self.sizing.max_model_len
         max_context_tokens = min(max_context_tokens, self.sizing.max_model_len)
-        conversation = Conversation(system_prompt, max_context_tokens, chat_format=self.chat_format)
+        conversation = Conversation(
+            system_prompt, max_context_tokens, chat_template=self.chat_template
+        )
         conversation.cache_salt = uuid.uuid4().hex  # type: ignore[attr-defined]
         return conversation
 
@@ -595,8 +599,8 @@ class VllmUltravoxEngine:
     # -- prompt building (on the engine's loop) -------------------------------------------
     def _user_turn(self, user_input: np.ndarray | str) -> UserTurn | UserTextTurn:
         if isinstance(user_input, str):
-            return UserTextTurn(user_input, self.chat_format.encode(user_input))
-        count = self.processor.features(user_input).num_tokens
+            return UserTextTurn(user_input)
+        count = self.processor.token_count(user_input.size)
         return UserTurn(None, samples=user_input, token_count=count, uuid=uuid.uuid4().hex)
 
     def _prompt(
@@ -609,7 +613,7 @@ class VllmUltravoxEngine:
             if excess > 0:  # drop the oldest exchanges beyond vLLM's per-prompt audio limit
                 cut = conversation.turns.index(spoken[excess]) if excess < len(spoken) else None
                 del conversation.turns[:cut]
-        items = conversation.prompt(self.chat_format, user, reserve=s.max_new_tokens)
+        items = conversation.prompt(self.chat_template, user, reserve=s.max_new_tokens)
         turns = {t.key: t for t in conversation.turns if isinstance(t, UserTurn)}
         if isinstance(user, UserTurn):
             turns[user.key] = user
@@ -623,6 +627,7 @@ class VllmUltravoxEngine:
             temperature=s.temperature,
             top_p=s.top_p,
             top_k=s.top_k or 0,
+            repetition_penalty=s.repetition_penalty,
             seed=s.seed,
             max_tokens=s.max_new_tokens,
             min_tokens=s.min_new_tokens,

@@ -25,9 +25,8 @@ from vllm.model_executor.models.ultravox import (
 )
 from vllm.multimodal import MULTIMODAL_REGISTRY
 
+from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER
 from airvoice.engines.ultravox.processor import AudioProcessor
-
-AUDIO_PLACEHOLDER = "<|audio|>"
 
 
 @dataclass
@@ -69,24 +68,25 @@ class AirvoiceUltravoxMultiModalProcessor(UltravoxMultiModalProcessor):
         audios = hf_data.get("audios", hf_data.get("audio")) or []
         processor = audio_processor_for(str(self.info.ctx.model_config.model))
         chunks: list[torch.Tensor] = []
+        frames: list[int] = []
         token_counts: list[int] = []
         per_audio: list[int] = []
         for audio in audios:  # type: ignore[union-attr]
             features = processor.features(np.asarray(audio, dtype=np.float32))
-            windows = [m.reshape(m.shape[-2], m.shape[-1]) for m in features.mel_windows]
-            chunks.extend(windows)
+            chunks.extend(features.mel)
+            frames.extend(features.chunk_frames)
             token_counts.extend(features.token_counts)
-            per_audio.append(len(windows))
+            per_audio.append(len(features.token_counts))
         if not chunks:
             return BatchFeature({})
-        frames = max(c.shape[-1] for c in chunks)
+        width = max(c.shape[-1] for c in chunks)
         values = torch.stack(
-            [torch.nn.functional.pad(c.float(), (0, frames - c.shape[-1])) for c in chunks]
+            [torch.nn.functional.pad(c.float(), (0, width - c.shape[-1])) for c in chunks]
         )
         return BatchFeature(
             {
                 "audio_values": values,
-                "audio_lens": torch.tensor([c.shape[-1] for c in chunks]),
+                "audio_lens": torch.tensor(frames),
                 "audio_token_len": torch.tensor(token_counts),
                 "audio_num_chunks": torch.tensor(per_audio),
             }
