@@ -124,6 +124,10 @@ class ReplyStats:
     submitted_step: int = 0
     first_token_step: int | None = None
     first_logits: torch.Tensor | None = field(default=None, repr=False)
+    token_ids: list[int] = field(default_factory=list, repr=False)
+    """The reply's tokens (the end-of-turn token excluded)."""
+    logprobs: list[dict[int, float]] = field(default_factory=list, repr=False)
+    """Per step, the top log-probabilities of the model's raw output, when asked for."""
 
     @property
     def time_to_first_token(self) -> float | None:
@@ -242,6 +246,7 @@ class _ReplyJob:
         self.user_input = user_input
         self.settings = settings
         self.loop = loop
+        self.num_logprobs = 0
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
         self.cancelled = False
@@ -265,6 +270,10 @@ class _ReplyJob:
                 self.stats.first_logits = logits.float().cpu()
             else:
                 logits = self._decode()
+            if self.num_logprobs:
+                top = torch.log_softmax(logits.float(), -1).topk(self.num_logprobs)
+                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+                self.stats.logprobs.append(dict(pairs))
             logits = penalize_repetition(logits, self.seen, self.settings.repetition_penalty)
             if len(self.generated) < self.settings.min_new_tokens:
                 logits = logits.clone()
@@ -337,6 +346,7 @@ class _ReplyJob:
             self.stats.finish_reason = "stop"
             return True
         self.generated.append(token)
+        self.stats.token_ids = self.generated
         self.seen[token] = True
         self.pending_token = token
         self.stats.generated_tokens = len(self.generated)
@@ -474,29 +484,39 @@ class UltravoxEngine:
         conversation: Conversation,
         audio: np.ndarray,
         sample_rate: int = SAMPLE_RATE,
+        *,
+        logprobs: int = 0,
         **overrides: Any,
     ) -> ReplyStream:
         """Start a reply to ``audio`` (the user's turn) in ``conversation``.
 
         Returns at once with a stream of text deltas. Bad audio raises ``AudioInputError`` here.
-        ``overrides`` change :class:`GenerationSettings` fields for this reply only.
+        ``overrides`` change :class:`GenerationSettings` fields for this reply only; ``logprobs``
+        records that many top log-probabilities per step in the reply's stats.
         """
         settings = replace(self.settings, **overrides) if overrides else self.settings
         samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
-        return self._start(conversation, samples, settings)
+        return self._start(conversation, samples, settings, logprobs)
 
-    def respond_text(self, conversation: Conversation, text: str, **overrides: Any) -> ReplyStream:
+    def respond_text(
+        self, conversation: Conversation, text: str, *, logprobs: int = 0, **overrides: Any
+    ) -> ReplyStream:
         """Start a reply to a typed user turn (same stream as :meth:`respond`)."""
         if not text.strip():
             raise AudioInputError("the text is empty: type something to send")
         settings = replace(self.settings, **overrides) if overrides else self.settings
-        return self._start(conversation, text, settings)
+        return self._start(conversation, text, settings, logprobs)
 
     def _start(
-        self, conversation: Conversation, user_input: np.ndarray | str, settings: GenerationSettings
+        self,
+        conversation: Conversation,
+        user_input: np.ndarray | str,
+        settings: GenerationSettings,
+        logprobs: int = 0,
     ) -> ReplyStream:
         loop = asyncio.get_running_loop()
         job = _ReplyJob(self, conversation, user_input, settings, loop)
+        job.num_logprobs = logprobs
         job.stats.submitted_step = self.decode_steps
         with conversation.lock:
             active = conversation.active_reply

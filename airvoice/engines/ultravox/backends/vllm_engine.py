@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,14 +202,6 @@ class _LoopThread:
         self._thread.join(5)
 
 
-@dataclass
-class VllmReplyStats(ReplyStats):
-    """:class:`ReplyStats` plus vLLM's per-step top log-probabilities when asked for."""
-
-    logprobs: list[dict[int, float]] = field(default_factory=list, repr=False)
-    token_ids: list[int] = field(default_factory=list, repr=False)
-
-
 class VllmReplyStream:
     """The streamed text of one reply (same interface as the torch engine's ``ReplyStream``)."""
 
@@ -219,7 +211,7 @@ class VllmReplyStream:
         self.text = ""
 
     @property
-    def stats(self) -> VllmReplyStats:
+    def stats(self) -> ReplyStats:
         return self._job.stats
 
     def __aiter__(self) -> VllmReplyStream:
@@ -249,7 +241,7 @@ class VllmReplyStream:
         self.cancel()
         self._ended = True
 
-    async def wait_finished(self) -> VllmReplyStats:
+    async def wait_finished(self) -> ReplyStats:
         """Wait until the reply has ended and is committed to the conversation."""
         await asyncio.wrap_future(self._job.finished)
         return self._job.stats
@@ -274,8 +266,8 @@ class _VllmReply:
         self.num_logprobs = logprobs
         self.caller = caller
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.finished: concurrent.futures.Future[VllmReplyStats] = concurrent.futures.Future()
-        self.stats = VllmReplyStats(submitted_at=time.perf_counter())
+        self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
+        self.stats = ReplyStats(submitted_at=time.perf_counter())
         self.request_id = f"airvoice-{uuid.uuid4().hex}"
         self.cancelled = False
         self._submitted = threading.Event()
@@ -298,6 +290,7 @@ class _VllmReply:
         text, tokens = "", []
         try:
             user = self.engine._user_turn(self.user_input)
+            self.stats.audio_tokens = user.num_tokens if isinstance(user, UserTurn) else 0
             prompt = self.engine._prompt(self.conversation, user, self.settings)
             params = self.engine._sampling_params(self.settings, self.num_logprobs)
             if self.cancelled:
