@@ -345,6 +345,8 @@ class _VllmReply:
         with conv.lock:
             if conv.active_reply is self:
                 conv.active_reply = None
+        with self.engine._pending_lock:
+            self.engine._pending.discard(self)
         self._emit("error", error) if error is not None else self._emit("done", None)
         self.finished.set_result(stats)
 
@@ -472,6 +474,8 @@ class VllmUltravoxEngine:
         self.settings = settings
         self.stop_ids = self._stop_ids(defaults)
         self.runtime = VllmRuntime.acquire(files, sizing, self._hf_overrides())
+        self._pending: set[_VllmReply] = set()
+        self._pending_lock = threading.Lock()
 
     @property
     def llm(self) -> Any:
@@ -586,6 +590,8 @@ class VllmUltravoxEngine:
                     "starting the next one"
                 )
             conversation.active_reply = job
+        with self._pending_lock:
+            self._pending.add(job)
         self.runtime.loop.submit(job.run())
         return VllmReplyStream(job)
 
@@ -629,6 +635,12 @@ class VllmUltravoxEngine:
             skip_special_tokens=True,
             output_kind=RequestOutputKind.DELTA,
         )
+
+    @property
+    def pending_replies(self) -> int:
+        """Replies of this engine not yet ended."""
+        with self._pending_lock:
+            return len(self._pending)
 
     # -- health ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
