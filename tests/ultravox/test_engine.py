@@ -267,3 +267,10 @@ async def test_typed_turns_join_the_same_history(engine):
     assert isinstance(typed, UserTextTurn) and typed.text == "What time is it in Tokyo?"
     with pytest.raises(AudioInputError, match="empty"):
         engine.respond_text(conversation, "   ")
+
+
+async def test_a_single_sample_of_audio_gets_a_reply(engine):
+    """The reference pads audio shorter than two hops; only empty audio is refused."""
+    conversation = engine.new_conversation()
+    _, stats = await _reply(engine, conversation, np.full(1, 0.1, np.float32), max_new_tokens=2)
+    assert stats.audio_tokens == 1 and stats.finish_reason in ("length", "stop")

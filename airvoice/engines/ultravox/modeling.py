@@ -158,6 +158,9 @@ class UltravoxModel(nn.Module):
 
         Keys past a chunk's real length get ``finfo.min`` (the reference's extended attention
         mask from ``audio_len``); with a latency block size, keys in later blocks do too.
+        The padding's queries still see the real keys, as in the reference; vLLM's
+        ``UltravoxWhisperEncoder`` confines them to the padding instead, which changes only the
+        last token of a padded chunk whose real encoder frames are not a multiple of 8.
         """
         lengths = torch.tensor(chunk_frames, device=device)
         valid = (lengths - 1) // 2 + 1  # Whisper's _get_feat_extract_output_lengths
