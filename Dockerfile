@@ -16,6 +16,9 @@ FROM python:${PYTHON_VERSION}-slim-bookworm AS build
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_CUDA=cu128
 ARG SPACY_MODEL_VERSION=3.8.0
+# The server with vLLM's CUDA build (the batched Ultravox engine, chosen by --engine auto on a
+# GPU); a CPU-only build passes --build-arg AIRVOICE_EXTRAS=server.
+ARG AIRVOICE_EXTRAS=server,vllm
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -34,7 +37,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY airvoice/__init__.py airvoice/__init__.py
 # hadolint ignore=DL3013
-RUN pip install ".[server]" \
+RUN pip install ".[${AIRVOICE_EXTRAS}]" \
     && pip install "https://github.com/explosion/spacy-models/releases/download/en_core_web_sm-${SPACY_MODEL_VERSION}/en_core_web_sm-${SPACY_MODEL_VERSION}-py3-none-any.whl"
 
 # 3. The code itself, the layer that changes most often (dependencies are already in place).

@@ -64,9 +64,16 @@ def resolve_engine(name: str = "auto", device: str = "auto") -> Literal["vllm", 
         return "vllm"
     if name != "auto":
         raise ValueError(f"unknown engine {name!r}; choose one of: auto, vllm, torch")
-    if device == "cpu" or not vllm_installed():
+    if device == "cpu" or not vllm_installed() or resolve_device(device).type != "cuda":
         return "torch"
-    return "vllm" if resolve_device(device).type == "cuda" else "torch"
+    try:
+        import vllm  # noqa: F401 (an install that cannot load falls back to torch)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("vLLM does not load (%s): using --engine torch", exc)
+        return "torch"
+    return "vllm"
 
 
 FP8_MIN_CAPABILITY = (8, 9)

@@ -80,6 +80,7 @@ class ServerSettings:
     ultravox_repo: str
     voice: str
     idle_shutdown_minutes: float
+    engine: str = "auto"
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -89,6 +90,7 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         "AIRVOICE_PRESET": settings.preset,
         "AIRVOICE_ULTRAVOX": settings.ultravox_repo,
         "AIRVOICE_VOICE": settings.voice,
+        "AIRVOICE_ENGINE": settings.engine,
         "AIRVOICE_HOST": "0.0.0.0",
         "AIRVOICE_PORT": str(SERVER_PORT),
         "HF_HOME": HF_HOME,
