@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--ultravox", help="a real checkpoint (repo id in the HF cache, or dir)")
     parser.add_argument("--text-model", help="its language model, if not the one it names")
     args = parser.parse_args()
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout is the JSON's
 
     settings = GenerationSettings(
         temperature=0.0, max_new_tokens=args.reply_tokens, min_new_tokens=args.reply_tokens
