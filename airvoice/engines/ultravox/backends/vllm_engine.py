@@ -77,6 +77,8 @@ class VllmSizing:
     seed: int = 0
     cpu_kv_cache_gib: int = 1
     """CPU builds only: the KV cache's size (vLLM's CPU default takes half the RAM)."""
+    workers_in_process: bool = False
+    """Run the model in the engine core's process (no separate worker process to start)."""
 
     @classmethod
     def for_device(
@@ -96,7 +98,13 @@ class VllmSizing:
             dtype=dtype,
         )
         if device.type != "cuda":
-            return replace(base, enforce_eager=True, block_size=32, max_num_batched_tokens=512)
+            return replace(
+                base,
+                enforce_eager=True,
+                block_size=32,
+                max_num_batched_tokens=512,
+                workers_in_process=True,
+            )
         fp8 = config.quantization == "fp8"
         if config.quantization == "auto":
             props = torch.cuda.get_device_properties(device)
@@ -404,6 +412,8 @@ class VllmRuntime:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every file is local, checked already
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.sizing.cpu_kv_cache_gib))
+        if self.sizing.workers_in_process:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("DO_NOT_TRACK", "1")
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
