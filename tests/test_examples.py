@@ -30,5 +30,7 @@ async def test_custom_pipeline_example_completes_a_turn(engines, speech16):
             await client.stream_pcm(speech16)
             await client.stream_silence(3.5)  # Smart Turn v3 decides the turn is over
             await client.wait_for_rtvi("bot-llm-stopped", timeout=30)
+            # A reply without a sentence break is spoken only once the LLM is done.
+            await client.wait_for_rtvi("bot-stopped-speaking", timeout=60)
             assert client.received.bot_text()
             assert client.received.audio(), repr(client.received.bot_text())
