@@ -41,7 +41,7 @@ from airvoice.engines.ultravox.conversation import (
     UserTextTurn,
     UserTurn,
 )
-from airvoice.engines.ultravox.engine import END_OF_TURN_TOKENS, GenerationSettings, ReplyStats
+from airvoice.engines.ultravox.generation import END_OF_TURN_TOKENS, GenerationSettings, ReplyStats
 from airvoice.engines.ultravox.loading import (
     UltravoxFiles,
     check_files,
