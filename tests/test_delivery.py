@@ -149,7 +149,7 @@ def test_the_gpu_pod_args_are_a_valid_command_under_the_image_entrypoint(downloa
         data_center="d",
         volume_id="v",
         settings=SETTINGS,
-        download_token=download_token,
+        download=None if download_token is None else specs.HfCredential(token=download_token),
     )
     ctx = _resolve(_pod_argv(body["args"]))
     assert ctx.command.name == "serve"
@@ -167,7 +167,7 @@ def test_the_prefetch_pod_args_are_a_valid_command_under_the_image_entrypoint():
         volume_id="v",
         data_center="d",
         cpu_id="cpu3c",
-        hf_token="hf_x",
+        hf=specs.HfCredential(token="hf_x"),
     )
     ctx = _resolve(_pod_argv(body["args"]))
     assert ctx.command.name == "prefetch"
@@ -281,7 +281,14 @@ def test_configuration_reference_documents_every_serve_option():
 
 
 def test_every_airvoice_variable_in_the_docs_exists():
-    extra = {"AIRVOICE_PRESET", "AIRVOICE_RUNPOD_API_URL", "AIRVOICE_RUNPOD_PROXY_TEMPLATE"}
+    extra = {
+        "AIRVOICE_PRESET",
+        "AIRVOICE_RUNPOD_API_URL",
+        "AIRVOICE_RUNPOD_PROXY_TEMPLATE",
+        "AIRVOICE_DEPLOYMENT",
+        "AIRVOICE_IDLE_ACTION",
+        "AIRVOICE_PREFETCH_GRACE_SECONDS",
+    }
     source = "".join(p.read_text() for p in (ROOT / "airvoice").rglob("*.py"))
     assert all(var in source for var in extra)
     known = extra | {f"AIRVOICE_{n.upper()}" for n in ServerConfig.model_fields}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Annotated
 
 import typer
@@ -10,6 +11,16 @@ from rich.markup import escape
 
 from airvoice.cli._cloud import ApiKeyOption, cloud_errors, console, make_client, print_json
 
+REGIONS = (
+    "NORTH_AMERICA",
+    "SOUTH_AMERICA",
+    "EUROPE",
+    "ASIA",
+    "MIDDLE_EAST",
+    "AFRICA",
+    "OCEANIA",
+)
+"""RunPod's ``DataCenterRegion`` values a data center can be in."""
 _PANEL_WHERE = "Where"
 _PANEL_SERVER = "Server"
 _PANEL_RUN = "Run"
@@ -19,9 +30,25 @@ def deploy(
     gpu: Annotated[
         str,
         typer.Option(
-            help="GPU: L4, A5000, 4090, L40S, A100, H100...", rich_help_panel=_PANEL_WHERE
+            help="GPU: an alias (L4, A5000, 4090, L40S, A100, H100...) or any RunPod GPU id "
+            "('NVIDIA H200 NVL'...).",
+            rich_help_panel=_PANEL_WHERE,
         ),
     ] = "L4",
+    name: Annotated[
+        str,
+        typer.Option(
+            help="Deployment name: its pods carry it; `airvoice pods down --name` removes them.",
+            rich_help_panel=_PANEL_RUN,
+        ),
+    ] = "airvoice",
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="Remove the pods of an existing deployment of that name first (else refuse).",
+            rich_help_panel=_PANEL_RUN,
+        ),
+    ] = False,
     preset: Annotated[
         str, typer.Option(help="Models: ultravox-8b or ultravox-1b.", rich_help_panel=_PANEL_SERVER)
     ] = "ultravox-8b",
@@ -48,10 +75,35 @@ def deploy(
         float,
         typer.Option(
             min=0,
-            help="Stop the pod after this many minutes with no session (0: never).",
+            help="End the pod after this many minutes with no session (0: never).",
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = 30.0,
+    idle_action: Annotated[
+        str,
+        typer.Option(
+            help="terminate (the weights stay on the volume) or stop (a stopped pod may come "
+            "back with zero GPUs, and its disk bills).",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = "terminate",
+    hf_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Name of a RunPod secret holding your Hugging Face token (sent as "
+            "{{ RUNPOD_SECRET_NAME }}, never the value) [default: HF_TOKEN's value].",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
+    registry_auth: Annotated[
+        str | None,
+        typer.Option(
+            help="Id of a RunPod container registry credential, for a private image.",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
     volume: Annotated[
         str,
         typer.Option(
@@ -78,15 +130,39 @@ def deploy(
             show_default=False,
         ),
     ] = None,
-    cloud: Annotated[
+    region: Annotated[
         list[str] | None,
         typer.Option(
-            "--cloud",
-            help="SECURE and/or COMMUNITY, tried in order [default: SECURE].",
+            "--region",
+            help="Only data centers in this region (repeat): EUROPE, NORTH_AMERICA, ASIA...",
             rich_help_panel=_PANEL_WHERE,
             show_default=False,
         ),
     ] = None,
+    country: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--country",
+            help="Only data centers in this country, ISO code (repeat): FR, DE, US...",
+            rich_help_panel=_PANEL_WHERE,
+            show_default=False,
+        ),
+    ] = None,
+    cloud: Annotated[
+        str,
+        typer.Option(
+            help="SECURE (network volume, prefetched weights) or COMMUNITY (no volumes there: "
+            "the GPU pod downloads the weights at each start).",
+            rich_help_panel=_PANEL_WHERE,
+        ),
+    ] = "SECURE",
+    keep_volume: Annotated[
+        bool,
+        typer.Option(
+            help="If the deploy fails, keep a volume it created (with the weights fetched).",
+            rich_help_panel=_PANEL_RUN,
+        ),
+    ] = False,
     skip_prefetch: Annotated[
         bool,
         typer.Option(
@@ -121,8 +197,9 @@ def deploy(
     """Deploy the voice server to a RunPod GPU pod and print its `wss://` endpoint.
 
     Reuses (or creates) a network volume for the weights, fills it from a short-lived CPU pod
-    (HF_TOKEN from the environment goes to that pod only), starts the GPU pod and waits until
-    its `/health` answers. A failed deploy removes the pods it created.
+    (the Hugging Face token goes to that pod only), starts the GPU pod on a host whose driver
+    runs the image's CUDA and waits until its `/health` answers. A failed deploy removes the
+    pods and volumes it created, and says what it kept.
     """
     from airvoice.cloud.deploy import Deployer, DeployOptions, plan_deploy
     from airvoice.cloud.endpoints import ProxyUrls
@@ -130,28 +207,54 @@ def deploy(
     from airvoice.cloud.progress import RichReporter, SilentReporter
     from airvoice.cloud.runpod import default_base_url
     from airvoice.cloud.sizing import preset_size
-    from airvoice.cloud.specs import DEFAULT_IMAGE
+    from airvoice.cloud.specs import DEFAULT_IMAGE, HfCredential, secret_reference
     from airvoice.cloud.timing import Timing
 
     with cloud_errors():
-        clouds = tuple(c.upper() for c in (cloud or ["SECURE"]))
-        bad = [c for c in clouds if c not in ("SECURE", "COMMUNITY")]
-        if bad:
-            console.print(f"[red]unknown --cloud {bad[0]!r}: use SECURE or COMMUNITY.[/red]")
+        regions = tuple(r.strip().upper() for r in region or ())
+        bad_region = [r for r in regions if r not in REGIONS]
+        if bad_region:
+            console.print(
+                f"[red]unknown --region {bad_region[0]!r}: use {', '.join(REGIONS)}.[/red]"
+            )
             raise typer.Exit(2)
+        countries = tuple(c.strip().upper() for c in country or ())
+        bad_country = [c for c in countries if not re.fullmatch(r"[A-Z]{2}", c)]
+        if bad_country:
+            console.print(
+                f"[red]--country {bad_country[0]!r} is not a two-letter ISO code "
+                "(e.g. FR, DE, US).[/red]"
+            )
+            raise typer.Exit(2)
+        if hf_secret:
+            try:
+                secret_reference(hf_secret)
+            except ValueError as exc:
+                console.print(f"[red]--hf-secret: {escape(str(exc))}[/red]")
+                raise typer.Exit(2) from exc
         options = DeployOptions(
             gpu=resolve_gpu(gpu),
             preset=preset_size(preset),
             image=image or DEFAULT_IMAGE,
             volume_name=volume,
+            name=name,
             voice=voice,
             token=token,
             idle_shutdown_minutes=idle_shutdown,
+            idle_action=idle_action.strip().lower(),
             volume_size_gb=volume_size,
             data_centers=tuple(data_center or ()),
-            clouds=clouds,
+            regions=regions,
+            countries=countries,
+            cloud=cloud.strip().upper(),
             skip_prefetch=skip_prefetch,
-            hf_token=os.environ.get("HF_TOKEN") or None,
+            hf=HfCredential(
+                token=None if hf_secret else (os.environ.get("HF_TOKEN") or None),
+                secret=hf_secret,
+            ),
+            registry=registry_auth,
+            replace=replace,
+            keep_volume=keep_volume,
         )
         proxy = ProxyUrls.from_env()
         if dry_run:
@@ -161,11 +264,10 @@ def deploy(
             else:
                 _print_plan(plan)
             return
-        if not options.hf_token and not skip_prefetch:
+        if not options.hf.given and not (skip_prefetch and options.uses_volume):
             console.print(
-                "[yellow]HF_TOKEN is not set: the gated Llama weights cannot be fetched. "
-                "Set it (and accept the licence on huggingface.co) unless the volume is ready."
-                "[/yellow]"
+                "[yellow]No Hugging Face token (HF_TOKEN or --hf-secret): the gated Llama "
+                "weights cannot be fetched unless the volume already holds them.[/yellow]"
             )
         timing = Timing(
             poll_seconds=poll_interval,
@@ -190,12 +292,15 @@ def deploy(
             highlight=False,
         )
         if idle_shutdown > 0:
+            verb = "terminates" if result.idle_action == "terminate" else "stops"
             out.print(
-                f"  stops itself after {idle_shutdown:g} min with no session", highlight=False
+                f"  {verb} itself after {idle_shutdown:g} min with no session", highlight=False
             )
         out.print(f"\nConnect:  {escape(result.talk_command)}", highlight=False, soft_wrap=True)
         out.print(
-            f"Stop:     airvoice pods stop {escape(result.pod_id)}", highlight=False, soft_wrap=True
+            f"Remove:   {escape(result.down_command)}  (add --volume to delete the weights too)",
+            highlight=False,
+            soft_wrap=True,
         )
         typer.echo(result.endpoint)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -254,7 +253,7 @@ def _then_idle(run: Callable[[], None]) -> None:
     """The prefetch pod's end: a marker line the deploy CLI watches for, then idle.
 
     A pod's container that exits is restarted (and would download again); the CLI removes the
-    pod once it has seen the marker.
+    pod once it has seen the marker, else the pod terminates itself after a grace period.
     """
     from airvoice.cloud.specs import PREFETCH_FAILED, PREFETCH_OK
 
@@ -271,8 +270,10 @@ def _then_idle(run: Callable[[], None]) -> None:
 
 
 def idle_forever() -> None:
-    """Sleep until the pod is removed."""
-    threading.Event().wait()
+    """Wait for the CLI to remove the pod; after a grace period the pod terminates itself."""
+    from airvoice.cloud.selfstop import end_prefetch_pod
+
+    end_prefetch_pod()
 
 
 @models_app.command("verify")

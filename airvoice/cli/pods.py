@@ -17,7 +17,8 @@ from airvoice.cli._cloud import (
 )
 
 pods_app = typer.Typer(
-    help="List, inspect, stop, start and remove RunPod pods.", no_args_is_help=True
+    help="List, inspect, stop, start and remove RunPod pods; tear a deployment down.",
+    no_args_is_help=True,
 )
 volumes_app = typer.Typer(
     help="List, create and remove RunPod network volumes.", no_args_is_help=True
@@ -37,6 +38,8 @@ def _pod_json(pod: Any) -> dict[str, Any]:
         "cost_per_hour": pod.cost_per_hour,
         "image": pod.image,
         "volume_id": pod.volume_id,
+        "deployment": pod.deployment,
+        "cuda_version": pod.cuda_version,
     }
 
 
@@ -78,8 +81,18 @@ def pods_status(
         print_json(_pod_json(pod))
         return
     console.print(_pod_table([pod]))
-    for port in pod.runtime_ports:
-        console.print(f"  port {port.get('private')}/{port.get('type')}", highlight=False)
+    from airvoice.cloud.endpoints import ProxyUrls
+
+    proxy = ProxyUrls.from_env()
+    for port in pod.raw.get("ports") or []:
+        number, _, kind = str(port).partition("/")
+        if kind == "http" and number.isdigit():
+            console.print(f"  port {port}: {proxy.base(pod.id, int(number))}", highlight=False)
+    for port in pod.runtime_ports:  # TCP mappings only
+        console.print(
+            f"  port {port.get('private')}/tcp: {port.get('ip')}:{port.get('public')}",
+            highlight=False,
+        )
 
 
 def _action(pod_id: str, action: str, json_output: bool, api_key: str | None) -> None:
@@ -153,6 +166,75 @@ def pods_rm(
         print_json({"id": pod_id, "removed": True})
     else:
         console.print(f"pod {pod_id} removed", highlight=False)
+
+
+@pods_app.command("down")
+def pods_down(
+    name: Annotated[
+        str, typer.Option(help="The deployment (`airvoice deploy --name`).")
+    ] = "airvoice",
+    volume: Annotated[
+        bool,
+        typer.Option(
+            "--volume",
+            help="Also delete the network volumes its pods mounted (the weights go with them).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_output: JsonOption = False,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Tear down a deployment: every pod it made (serving and prefetch) and, with --volume,
+    its network volume."""
+    from airvoice.cloud.errors import BadRequestError, NotFoundError
+    from airvoice.cloud.pods import deployment_pods, remove_pod
+
+    with cloud_errors(), make_client(api_key) as client:
+        pods = deployment_pods(client, name)
+        volume_ids = sorted({p.volume_id for p in pods if p.volume_id}) if volume else []
+        if not pods and not volume_ids:
+            if json_output:
+                print_json({"deployment": name, "pods": [], "volumes": []})
+            else:
+                console.print(f"no pods of the deployment {name!r}", highlight=False)
+            return
+        if not yes and not json_output:
+            what = f"{len(pods)} pod(s)" + (
+                f" and volume(s) {', '.join(volume_ids)}" if volume_ids else ""
+            )
+            typer.confirm(f"Remove {what} of {name!r} for good?", abort=True)
+        for pod in pods:
+            remove_pod(client, pod.id)
+            if not json_output:
+                console.print(f"pod {pod.id} ({pod.name}) removed", highlight=False)
+        removed_volumes, kept = [], []
+        for volume_id in volume_ids:
+            try:
+                client.delete_volume(volume_id)
+                removed_volumes.append(volume_id)
+            except NotFoundError:
+                removed_volumes.append(volume_id)
+            except BadRequestError as exc:  # still mounted by a pod of another deployment
+                kept.append({"id": volume_id, "reason": exc.detail})
+        if not json_output:
+            for volume_id in removed_volumes:
+                console.print(f"volume {volume_id} removed", highlight=False)
+            for entry in kept:
+                console.print(
+                    f"[yellow]volume {entry['id']} kept: {entry['reason']}[/yellow]",
+                    highlight=False,
+                )
+            if pods and not volume:
+                console.print("the network volume stays (add --volume to delete it too)")
+    if json_output:
+        print_json(
+            {
+                "deployment": name,
+                "pods": [p.id for p in pods],
+                "volumes": removed_volumes,
+                "kept_volumes": kept,
+            }
+        )
 
 
 def _volume_json(volume: Any) -> dict[str, Any]:

@@ -114,6 +114,10 @@ class TransportError(RunPodError):
     hint = "Check your network connection, then try again."
 
 
+class UnreachableError(TransportError):
+    """The request was never sent: RunPod could not be reached at all (DNS, connect)."""
+
+
 class MissingApiKeyError(RunPodError):
     """No API key in --api-key, RUNPOD_API_KEY or ~/.runpod/config.toml."""
 

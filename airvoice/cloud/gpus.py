@@ -1,4 +1,9 @@
-"""The GPUs ``airvoice deploy --gpu`` knows, by short name, with RunPod's id for each."""
+"""``airvoice deploy --gpu``: any RunPod GPU id, or a short alias for the common ones.
+
+An id (``NVIDIA H200 NVL``, ``NVIDIA RTX 5000 Ada Generation``...) is passed to RunPod as is
+and its memory comes from RunPod's catalog at deploy time; the aliases (``L4``, ``4090``...)
+carry their memory so a GPU too small for the preset is refused before any request.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,11 @@ from airvoice.errors import AirvoiceError
 
 @dataclass(frozen=True)
 class GpuChoice:
-    """A GPU model: the name users type, RunPod's id, and its memory."""
+    """A GPU model: the name users type, RunPod's id, and its memory (None: ask the catalog)."""
 
     name: str
     runpod_id: str
-    memory_gb: int
+    memory_gb: int | None
 
 
 GPUS: tuple[GpuChoice, ...] = (
@@ -39,15 +44,19 @@ GPUS: tuple[GpuChoice, ...] = (
 )
 
 
+_VENDORS = ("NVIDIA ", "AMD ")
+
+
 class UnknownGpuError(AirvoiceError, ValueError):
-    """A ``--gpu`` name that is in no catalog airvoice knows."""
+    """A ``--gpu`` that is neither an alias nor shaped like a RunPod GPU id."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         choices = ", ".join(g.name for g in GPUS)
         super().__init__(
-            f"unknown GPU {name!r}. Choose one of: {choices} "
-            "(or give RunPod's own id, e.g. 'NVIDIA L4')."
+            f"unknown GPU {name!r}. Choose one of: {choices}, or give any RunPod GPU id as "
+            "RunPod spells it (e.g. 'NVIDIA H200 NVL', 'NVIDIA RTX 5000 Ada Generation'; "
+            "the console's GPU list or GET /v2/catalog/gpus shows them)."
         )
 
 
@@ -59,9 +68,22 @@ def _key(text: str) -> str:
 
 
 def resolve_gpu(name: str) -> GpuChoice:
-    """``L4`` -> ``NVIDIA L4`` (case and an ``RTX``/``NVIDIA`` prefix do not matter)."""
+    """``L4`` -> ``NVIDIA L4`` (case and an ``RTX``/``NVIDIA`` prefix do not matter).
+
+    A name that is no alias but reads like a RunPod id (``NVIDIA ...``, ``AMD ...``) is taken
+    as one, its memory unknown until the catalog is read.
+    """
     wanted = _key(name)
     for gpu in GPUS:
         if wanted in (_key(gpu.name), _key(gpu.runpod_id)):
             return gpu
+    given = " ".join(name.split())
+    if given.upper().startswith(_VENDORS) and len(given) > len("NVIDIA "):
+        return GpuChoice(given, given, None)
     raise UnknownGpuError(name)
+
+
+def fitting_aliases(memory_gb: float) -> list[str]:
+    """The aliases with at least ``memory_gb`` of memory, smallest first."""
+    fits = sorted((g for g in GPUS if (g.memory_gb or 0) >= memory_gb), key=lambda g: g.memory_gb)
+    return [g.name for g in fits]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import httpx
 
@@ -35,8 +36,11 @@ class LogCursor:
         self.lines: deque[str] = deque(maxlen=keep)
         self._last_id: str | None = None
 
-    def poll(self) -> list[LogEvent]:
-        """The lines that arrived since the last call (none if the logs are unreachable)."""
+    def poll(self, until: Callable[[LogEvent], bool] | None = None) -> list[LogEvent]:
+        """The lines that arrived since the last call (none if the logs are unreachable).
+
+        Stops early after a line for which ``until`` is true.
+        """
         events: list[LogEvent] = []
         deadline = time.monotonic() + self.max_seconds
         try:
@@ -51,7 +55,7 @@ class LogCursor:
                     if event.id:
                         self._last_id = event.id
                     self.lines.append(event.line)
-                    if time.monotonic() > deadline:
+                    if time.monotonic() > deadline or (until is not None and until(event)):
                         break
         except (httpx.TimeoutException, httpx.TransportError, RunPodError):
             pass
@@ -60,3 +64,28 @@ class LogCursor:
     def tail(self, lines: int = 30) -> list[str]:
         """The last ``lines`` lines seen."""
         return list(self.lines)[-lines:]
+
+
+def start_failure(line: str) -> str | None:
+    """What a RunPod system log line says went wrong starting the container, if it does.
+
+    RunPod retries a container that cannot start for as long as the pod lives, so these lines
+    repeat while the pod stays STARTING; waiting longer never helps. The wording is Docker's,
+    as RunPod's system log shows it (runpod/runpod-python#165, dstackai/dstack#2507,
+    docs.runpod.io/pods/manage-pods "CUDA Version Compatibility").
+    """
+    text = line.strip()
+    if "error pulling image" in text or "pull access denied" in text:
+        return (
+            f"RunPod cannot pull the image ({text}). A new GHCR package is private: make it "
+            "public (GitHub: the package's settings, Change visibility), or store a registry "
+            "credential in RunPod (console: Settings, Container Registry Auth) and pass its id "
+            "with --registry-auth ID"
+        )
+    if "unsatisfied condition: cuda" in text:
+        return (
+            f"the host's GPU driver is older than the CUDA the image needs ({text}). Deploy "
+            "again (airvoice asks RunPod for a host with a new enough driver), or choose "
+            "another --gpu or --data-center"
+        )
+    return None

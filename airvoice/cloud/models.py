@@ -21,8 +21,11 @@ class Pod:
     cpu_id: str | None
     image: str
     runtime_ports: list[dict[str, Any]]
+    """TCP port mappings only: HTTP ports go through the proxy and are never listed here."""
     volume_id: str | None
-    raw: dict[str, Any] = field(repr=False)
+    cuda_version: str | None = None
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Pod:
@@ -39,12 +42,20 @@ class Pod:
             image=str(data.get("image", "")),
             runtime_ports=list(runtime.get("ports") or []),
             volume_id=network[0].get("volumeId") if network else None,
+            cuda_version=data.get("cudaVersion"),
+            env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
             raw=data,
         )
 
-    def has_port(self, private: int) -> bool:
-        """Whether the running pod publishes ``private`` (the proxy can reach it)."""
-        return any(p.get("private") == private for p in self.runtime_ports)
+    @property
+    def deployment(self) -> str | None:
+        """The airvoice deployment this pod belongs to (``AIRVOICE_DEPLOYMENT``), if any."""
+        return self.env.get("AIRVOICE_DEPLOYMENT")
+
+    @property
+    def is_gpu(self) -> bool:
+        """A GPU pod (else a CPU pod)."""
+        return self.gpu_id is not None
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,9 @@ class GpuType:
     price_community: float
     availability: str | None
     data_centers: dict[str, str]
-    raw: dict[str, Any] = field(repr=False)
+    """Data center id -> stock, scoped by the look-up's filters (CUDA floor, countries)."""
+    cuda_versions: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> GpuType:
@@ -94,6 +107,7 @@ class GpuType:
             price_community=float(price.get("community") or 0.0),
             availability=data.get("availability"),
             data_centers={d["id"]: d["availability"] for d in data.get("dataCenters") or []},
+            cuda_versions=[str(c["version"]) for c in data.get("cudaVersions") or []],
             raw=data,
         )
 
@@ -107,7 +121,8 @@ class DataCenter:
     volume_types: list[str]
     gpus: dict[str, str]
     cpus: dict[str, str]
-    raw: dict[str, Any] = field(repr=False)
+    region: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> DataCenter:
@@ -117,6 +132,7 @@ class DataCenter:
             volume_types=list(data.get("networkVolumeTypes") or []),
             gpus={g["id"]: g["availability"] for g in data.get("gpuAvailability") or []},
             cpus={c["id"]: c["availability"] for c in data.get("cpuAvailability") or []},
+            region=str(data.get("region", "")),
             raw=data,
         )
 

@@ -1,4 +1,11 @@
-"""Waiting for a serving pod: ``RUNNING`` with its port published, then ``/health`` 200."""
+"""Waiting for a serving pod: ``RUNNING``, then ``/health`` 200 through RunPod's proxy.
+
+RUNNING is all the API can say: ``runtime.ports`` lists only TCP mappings (every Pod example
+of the OpenAPI document shows ``ports: ["8888/http", "22/tcp"]`` with just the 22/tcp mapping
+at runtime), so an HTTP port is never listed there and only the proxy can tell whether the
+server answers. While the pod is not yet RUNNING its log is read too: an image that cannot be
+pulled, or a driver too old for the image, fails at once instead of after the whole timeout.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,10 @@ import time
 import httpx
 
 from airvoice.cloud.errors import TransportError
-from airvoice.cloud.logs import LogCursor
+from airvoice.cloud.logs import LogCursor, start_failure
 from airvoice.cloud.models import Pod
 from airvoice.cloud.progress import Reporter
 from airvoice.cloud.runpod import RunPodClient
-from airvoice.cloud.specs import SERVER_PORT
 from airvoice.cloud.timing import Timing
 from airvoice.errors import AirvoiceError
 
@@ -23,6 +29,14 @@ class NotReadyError(AirvoiceError):
         self.tail = tail
         shown = "\n".join(f"  | {line}" for line in tail) or "  (no log lines)"
         super().__init__(f"{message}. Last lines of the pod's log:\n{shown}")
+
+
+def check_start(cursor: LogCursor, pod_id: str) -> None:
+    """Read the new log lines; raise ``NotReadyError`` if one says the container cannot start."""
+    for event in cursor.poll(until=lambda e: start_failure(e.line) is not None):
+        why = start_failure(event.line)
+        if why:
+            raise NotReadyError(f"pod {pod_id} cannot start: {why}", cursor.tail(12))
 
 
 def wait_ready(
@@ -50,13 +64,14 @@ def wait_ready(
             if pod is not None:
                 if pod.status in ("ERROR", "EXITED", "TERMINATED"):
                     raise fail(f"pod {pod_id} went to {pod.status}")
-                if pod.status == "RUNNING" and pod.has_port(SERVER_PORT):
+                if pod.status == "RUNNING":
                     break
                 phase.update(
                     {"PROVISIONING": "provisioning", "STARTING": "pulling the image, starting"}.get(
                         pod.status, pod.status.lower()
                     )
                 )
+            check_start(cursor, pod_id)
             if time.monotonic() > deadline:
                 raise fail(f"pod {pod_id} was not running after {minutes}")
             time.sleep(timing.poll_seconds)

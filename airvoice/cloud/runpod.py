@@ -25,6 +25,7 @@ from airvoice.cloud.errors import (
     RunPodError,
     ServerError,
     TransportError,
+    UnreachableError,
     error_from_problem,
 )
 from airvoice.cloud.models import DataCenter, GpuType, LogEvent, Pod, Volume
@@ -144,7 +145,7 @@ class RunPodClient:
                 response = self._http.send(request, stream=stream)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
-                    raise TransportError(
+                    raise UnreachableError(
                         f"could not reach RunPod for {operation}: {type(exc).__name__}",
                         operation=operation,
                     ) from exc
@@ -171,7 +172,9 @@ class RunPodClient:
                 self._wait(delay, f"{operation}: rate limited (Retry-After {delay:g} s)")
                 continue
             if status >= 500:
-                if last:
+                # A create that answered 502/504 may have happened: the caller looks it up
+                # by name before it tries again (see ``_create``).
+                if last or not idempotent:
                     raise error_from_problem(status, problem, operation)
                 self._wait(policy.backoff(attempt), f"{operation}: RunPod answered {status}")
                 continue
@@ -203,10 +206,39 @@ class RunPodClient:
     def create_pod(self, request: dict[str, Any]) -> Pod:
         """Create a pod from a ``CreatePodRequest`` body; it starts in ``PROVISIONING``.
 
-        Not retried once sent (a retry could make a second pod): on ``TransportError`` look
-        the pod up by its name.
+        ``request["name"]`` must be unique: when the answer is lost (no answer, or a 5xx that
+        may hide a create that happened), the pod is looked up by that name before the create
+        is tried again, so a retry never makes a second billing pod.
         """
-        return Pod.from_api(self._json("POST", "pods", "createPod", body=request, idempotent=False))
+        name = request["name"]
+
+        def find() -> Pod | None:
+            return next((p for p in self.list_pods() if p.name == name), None)
+
+        return self._create(
+            lambda: Pod.from_api(
+                self._json("POST", "pods", "createPod", body=request, idempotent=False)
+            ),
+            find,
+            "createPod",
+        )
+
+    def _create(self, send: Callable[[], Any], find: Callable[[], Any], operation: str) -> Any:
+        """``send`` a create; on a lost answer, ``find`` what it made before trying again."""
+        policy = self.retry
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                return send()
+            except UnreachableError:
+                raise  # never sent, and already retried
+            except (ServerError, TransportError) as exc:
+                if attempt == policy.attempts:
+                    raise
+                self._wait(policy.backoff(attempt), f"{operation}: {exc.detail or exc}")
+                made = find()
+                if made is not None:
+                    return made
+        raise ServerError(f"{operation} failed", operation=operation)  # pragma: no cover
 
     def pod_action(self, pod_id: str, action: str) -> Pod | None:
         """``start``, ``stop``, ``restart`` or ``terminate`` (which returns nothing)."""
@@ -295,11 +327,34 @@ class RunPodClient:
         )
 
     def create_volume(self, request: dict[str, Any]) -> Volume:
-        """Create a network volume from a ``CreateNetworkVolumeRequest`` body (billed by GB)."""
-        return Volume.from_api(
-            self._json(
-                "POST", "network-volumes", "createNetworkVolume", body=request, idempotent=False
+        """Create a network volume from a ``CreateNetworkVolumeRequest`` body (billed by GB).
+
+        Callers create a volume only where none of that name exists in that data center, so
+        after a lost answer the volume is looked up by (name, data center) before a retry.
+        """
+
+        def find() -> Volume | None:
+            return next(
+                (
+                    v
+                    for v in self.list_volumes()
+                    if v.name == request["name"] and v.data_center == request["dataCenter"]
+                ),
+                None,
             )
+
+        return self._create(
+            lambda: Volume.from_api(
+                self._json(
+                    "POST",
+                    "network-volumes",
+                    "createNetworkVolume",
+                    body=request,
+                    idempotent=False,
+                )
+            ),
+            find,
+            "createNetworkVolume",
         )
 
     def grow_volume(self, volume_id: str, size_gb: int) -> Volume:
@@ -320,33 +375,68 @@ class RunPodClient:
     # -- catalog ---------------------------------------------------------------------------
 
     def list_gpu_types(
-        self, *, availability: bool = True, cloud: str | None = None
+        self,
+        *,
+        availability: bool = True,
+        cloud: str | None = None,
+        min_cuda: str | None = None,
+        countries: list[str] | None = None,
     ) -> list[GpuType]:
         """GPU types with prices, and pod stock per data center when ``availability``."""
         params: dict[str, Any] = {}
         if availability:
-            params = {"include": "AVAILABILITY", "product": "POD", "cloud": cloud}
+            params = _availability(cloud, min_cuda, countries)
         data = self._json("GET", "catalog/gpus", "listGpuTypes", params=params)
         return [GpuType.from_api(g) for g in data.get("gpus", [])]
 
-    def get_gpu_type(self, gpu_id: str, *, availability: bool = True) -> GpuType:
-        """One GPU type (``gpu_id`` as RunPod names it, e.g. ``NVIDIA L4``)."""
-        params = {"include": "AVAILABILITY", "product": "POD"} if availability else {}
+    def get_gpu_type(
+        self,
+        gpu_id: str,
+        *,
+        availability: bool = True,
+        cloud: str | None = None,
+        min_cuda: str | None = None,
+        countries: list[str] | None = None,
+    ) -> GpuType:
+        """One GPU type (``gpu_id`` as RunPod names it, e.g. ``NVIDIA L4``).
+
+        With ``availability``, stock is scoped to hosts at or above ``min_cuda`` and to data
+        centers in ``countries`` (ISO codes): the ``dataCenters`` it lists are exactly where a
+        pod with the same constraints can be placed.
+        """
+        params = _availability(cloud, min_cuda, countries) if availability else {}
         return GpuType.from_api(
             self._json("GET", f"catalog/gpus/{gpu_id}", "getGpuType", params=params)
         )
 
-    def list_data_centers(self, *, gpus: bool = True, cpus: bool = False) -> list[DataCenter]:
-        """Data centers, with the GPU and/or CPU availability there."""
+    def list_data_centers(
+        self, *, gpus: bool = True, cpus: bool = False, regions: list[str] | None = None
+    ) -> list[DataCenter]:
+        """Data centers (only those in ``regions`` if given), with GPU/CPU availability."""
         include = [n for n, on in (("GPU_AVAILABILITY", gpus), ("CPU_AVAILABILITY", cpus)) if on]
         data = self._json(
-            "GET", "catalog/datacenters", "listDataCenters", params={"include": _csv(include)}
+            "GET",
+            "catalog/datacenters",
+            "listDataCenters",
+            params={"include": _csv(include), "regions": _csv(regions)},
         )
         return [DataCenter.from_api(d) for d in data.get("dataCenters", [])]
 
     def list_cpu_types(self) -> list[dict[str, Any]]:
         """CPU flavors (``cpu3c``, ``cpu5c``...) with prices."""
         return list(self._json("GET", "catalog/cpus", "listCpuTypes").get("cpus", []))
+
+
+def _availability(
+    cloud: str | None, min_cuda: str | None, countries: list[str] | None
+) -> dict[str, Any]:
+    return {
+        "include": "AVAILABILITY",
+        "product": "POD",
+        "cloud": cloud,
+        "minCudaVersion": min_cuda,
+        "countryCodes": _csv(countries),
+    }
 
 
 def _problem(response: httpx.Response) -> Any:

@@ -1,11 +1,33 @@
 """A fake RunPod REST v2 on 127.0.0.1, stateful, with faults, that checks the contract.
 
 Every request it receives and every response it returns is validated against RunPod's
-OpenAPI document (``openapi-v2.json``); mismatches are collected in ``violations`` (tests
-assert it stays empty). Pods move PROVISIONING -> STARTING -> RUNNING on a clock, write logs
-(served as server-sent events), and mount network volumes. Faults: no capacity in given
-data centers, 429 with Retry-After, a 500 once, a pod that goes to ERROR, a slow image pull,
-a prefetch that fails. Needs ``openapi-core`` (the ``dev`` extra).
+OpenAPI document (``openapi-v2.json``, kept in the public ``runpod/docs`` repository as
+``api-reference-v2/openapi.json``); mismatches are collected in ``violations`` (tests assert it
+stays empty). It answers as the document's examples do:
+
+- A pod's ``ports`` lists ``"8000/http"`` but ``runtime.ports`` holds only the TCP mappings
+  (``{"private": 22, "public": 34446, "type": "tcp", "ip": ...}`` in every Pod example): HTTP
+  ports are reached through the proxy (``https://{pod}-{port}.proxy.runpod.net``) and never
+  listed there. ``runtime`` is ``{}`` in the create answer and null until RUNNING.
+- ``gpu.minCudaVersion`` / ``allowedCudaVersions`` (``CreateGpuConfig``) choose the host; the
+  pod reports the host's ``cudaVersion``. The catalog's ``minCudaVersion``, ``cudaVersions``,
+  ``countryCodes`` and ``cloud`` filters scope ``dataCenters`` and ``cudaVersions``; the data
+  center list filters by ``regions``.
+- A create answers 400 with a human ``detail`` for no capacity (no machine code for it), and
+  network volumes are Secure Cloud only.
+
+What the container does is scripted from RunPod's system log as users have posted it: a
+private image without registry credentials loops on ``error pulling image: ... pull access
+denied`` / ``error creating container: ... No such image`` (runpod/runpod-python#165,
+dstackai/dstack#2507), and a host whose driver is older than the image's CUDA fails with
+``unsatisfied condition: cuda>=X`` (docs.runpod.io/pods/manage-pods, "CUDA Version
+Compatibility"); both keep the pod in STARTING while the container is retried. Secrets in
+``env`` (``{{ RUNPOD_SECRET_name }}``, docs.runpod.io/pods/templates/secrets) are resolved
+when the container starts, never shown by the API.
+
+Faults: no capacity in given data centers, 429 with Retry-After, a 500 once, an answer lost
+(502/504) after a create that happened, a pod that goes to ERROR, a slow image pull, the
+prefetch failing for a given reason. Needs ``openapi-core`` (the ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -191,11 +213,18 @@ class Faults:
     """operationId -> Retry-After seconds, for the next call of that operation."""
     server_error_once: set[str] = field(default_factory=set)
     """operationIds whose next call answers 500."""
+    lost_answer_once: dict[str, int] = field(default_factory=dict)
+    """operationId -> 502 or 504: the next call of it is carried out, then its answer is lost
+    (a gateway error), as when RunPod's edge times out on a create that went through."""
     gpu_pod_error: bool = False
     """GPU pods go to ERROR instead of RUNNING."""
     slow_image_pull_seconds: float | None = None
     """GPU pods stay STARTING this long."""
-    prefetch_fails: bool = False
+    prefetch_fails: str | None = None
+    """Why the prefetch fails: ``not-writable`` (the volume's root-owned mount), ``bad-token``
+    (the hub rejects HF_TOKEN), ``not-granted`` (the gated licence not accepted)."""
+    private_images: set[str] = field(default_factory=set)
+    """Images that pull only with a registry credential the fake knows (``registries``)."""
 
 
 @dataclass
@@ -218,9 +247,26 @@ class _Pod:
     """(seconds after ``started``, source, line)."""
     forced: str | None = None
     wall: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ip: str = "195.26.233.3"
+    stuck: bool = False
+    """The container never starts (image pull or CUDA error): the pod stays STARTING."""
 
 
 _DATA_CENTERS: list[dict[str, Any]] = [
+    # ``hosts``: the CUDA versions the machines with that GPU report there (the catalog's
+    # ``cudaVersions``); ``country`` scopes ``countryCodes`` (not a field of DataCenter).
+    {
+        "id": "CA-MTL-1",
+        "name": "Canada Montreal 1",
+        "region": "NORTH_AMERICA",
+        "networkVolumeTypes": ["STANDARD"],
+        "compliance": [],
+        "globalNetwork": False,
+        "country": "CA",
+        "gpus": {"NVIDIA L4": "HIGH"},
+        "hosts": {"NVIDIA L4": ["12.2"]},
+        "cpus": {"cpu3c": "HIGH"},
+    },
     {
         "id": "EU-RO-1",
         "name": "Europe Romania 1",
@@ -228,7 +274,19 @@ _DATA_CENTERS: list[dict[str, Any]] = [
         "networkVolumeTypes": ["STANDARD"],
         "compliance": ["GDPR"],
         "globalNetwork": False,
-        "gpus": {"NVIDIA L4": "HIGH", "NVIDIA RTX A5000": "LOW"},
+        "country": "RO",
+        "gpus": {
+            "NVIDIA L4": "HIGH",
+            "NVIDIA RTX A5000": "LOW",
+            "NVIDIA RTX 5000 Ada Generation": "MEDIUM",
+            "NVIDIA RTX 2000 Ada Generation": "HIGH",
+        },
+        "hosts": {
+            "NVIDIA L4": ["12.4", "12.8", "13.0"],
+            "NVIDIA RTX A5000": ["12.8", "13.0"],
+            "NVIDIA RTX 5000 Ada Generation": ["13.0"],
+            "NVIDIA RTX 2000 Ada Generation": ["13.0"],
+        },
         "cpus": {"cpu3c": "HIGH", "cpu5c": "MEDIUM"},
     },
     {
@@ -238,7 +296,17 @@ _DATA_CENTERS: list[dict[str, Any]] = [
         "networkVolumeTypes": ["STANDARD", "HIGH_PERFORMANCE"],
         "compliance": ["SOC_2_TYPE_2"],
         "globalNetwork": True,
-        "gpus": {"NVIDIA L4": "MEDIUM", "NVIDIA GeForce RTX 4090": "HIGH"},
+        "country": "US",
+        "gpus": {
+            "NVIDIA L4": "MEDIUM",
+            "NVIDIA GeForce RTX 4090": "HIGH",
+            "NVIDIA H200 NVL": "LOW",
+        },
+        "hosts": {
+            "NVIDIA L4": ["12.8", "13.0"],
+            "NVIDIA GeForce RTX 4090": ["12.8", "13.0"],
+            "NVIDIA H200 NVL": ["13.0"],
+        },
         "cpus": {"cpu3c": "LOW"},
     },
     {
@@ -248,10 +316,13 @@ _DATA_CENTERS: list[dict[str, Any]] = [
         "networkVolumeTypes": [],
         "compliance": [],
         "globalNetwork": False,
+        "country": "US",
         "gpus": {"NVIDIA L4": "HIGH", "NVIDIA H100 80GB HBM3": "LOW"},
+        "hosts": {"NVIDIA L4": ["12.8", "13.0"], "NVIDIA H100 80GB HBM3": ["12.8", "13.0"]},
         "cpus": {},
     },
 ]
+_INTERNAL = ("gpus", "cpus", "hosts", "country")
 _GPUS: dict[str, dict[str, Any]] = {
     "NVIDIA L4": {"name": "L4", "pool": "ADA_24", "memory": 24, "price": (0.43, 0.29)},
     "NVIDIA RTX A5000": {
@@ -272,6 +343,19 @@ _GPUS: dict[str, dict[str, Any]] = {
         "memory": 80,
         "price": (2.99, 2.69),
     },
+    "NVIDIA H200 NVL": {"name": "H200 NVL", "pool": None, "memory": 143, "price": (3.39, 3.19)},
+    "NVIDIA RTX 5000 Ada Generation": {
+        "name": "RTX 5000 Ada",
+        "pool": "ADA_32_PRO",
+        "memory": 32,
+        "price": (0.77, 0.57),
+    },
+    "NVIDIA RTX 2000 Ada Generation": {
+        "name": "RTX 2000 Ada",
+        "pool": "ADA_16",
+        "memory": 16,
+        "price": (0.24, 0.17),
+    },
 }
 _CPUS = {"cpu3c": ("Compute-Optimized", "Gen 3", 2.0), "cpu5c": ("Compute-Optimized", "Gen 5", 2.0)}
 _ACTIONS = {
@@ -281,6 +365,29 @@ _ACTIONS = {
     "EXITED": ["start", "terminate"],
     "ERROR": ["start", "terminate"],
 }
+
+
+def _cuda(version: str) -> tuple[int, ...]:
+    """``"12.11"`` -> ``(12, 11)``: compared numerically, as the document says."""
+    return tuple(int(part) for part in version.split("."))
+
+
+def _csv_param(query: dict, name: str) -> list[str]:
+    return [v for v in query.get(name, "").split(",") if v]
+
+
+def _hosts(dc: dict[str, Any], gpu_id: str, query_or_body: dict[str, Any]) -> list[str]:
+    """The CUDA versions of ``gpu_id`` hosts in ``dc`` that pass the CUDA constraints."""
+    versions = list(dc["hosts"].get(gpu_id, []))
+    floor = query_or_body.get("minCudaVersion")
+    exact = query_or_body.get("allowedCudaVersions") or query_or_body.get("cudaVersions")
+    if isinstance(exact, str):
+        exact = [v for v in exact.split(",") if v]
+    if floor:
+        versions = [v for v in versions if _cuda(v) >= _cuda(floor)]
+    if exact:
+        versions = [v for v in versions if v in exact]
+    return sorted(versions, key=_cuda)
 
 
 def _iso(moment: datetime) -> str:
@@ -301,14 +408,23 @@ class FakeRunPod:
         timing: FakeTiming | None = None,
         faults: Faults | None = None,
         spec_path: Path | None = None,
+        image_cuda: str | None = None,
     ) -> None:
         self.keys = {api_key}
+        self.image_cuda = image_cuda
+        """The CUDA version the image needs from the host driver (its torch build), if any."""
+        self.secrets: dict[str, str] = {}
+        """RunPod secrets of the account, by name (made in the console)."""
+        self.registries: set[str] = set()
+        """Ids of the account's container registry credentials (``POST /v2/registries``)."""
         self.timing = timing or FakeTiming()
         self.faults = faults or Faults()
         self.validator = OpenApiValidator(spec_path)
         self.violations: list[str] = []
         self.calls: list[tuple[str, str, int]] = []
         """(operationId, path, status) of every call, in order."""
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        """(operationId, query, JSON body) of every call, in order."""
         self.pods: dict[str, _Pod] = {}
         self.deleted: list[dict[str, Any]] = []
         self.volumes: dict[str, dict[str, Any]] = {}
@@ -356,22 +472,26 @@ class FakeRunPod:
         with self._lock:
             return [self._view(p) for p in self.pods.values()]
 
-    def add_pod(self, **overrides: Any) -> str:
+    def add_pod(self, name: str = "existing", env: dict | None = None, cpu: bool = False) -> str:
         """A pod created directly (not through the API), already RUNNING."""
         now = time.monotonic()
+        body: dict[str, Any] = {
+            "name": name,
+            "image": "ghcr.io/airvoice/airvoice:test",
+            "ports": [] if cpu else ["8000/http"],
+            "env": dict(env or {}),
+        }
+        if cpu:
+            body["cpu"] = {"id": "cpu3c", "vcpuCount": 4}
+        else:
+            body["gpu"] = {"id": "NVIDIA L4", "count": 1}
         with self._lock:
-            pod = self._new_pod(
-                {
-                    "name": overrides.pop("name", "existing"),
-                    "image": "ghcr.io/airvoice/airvoice:test",
-                    "gpu": {"id": "NVIDIA L4", "count": 1},
-                    "ports": ["8000/http"],
-                    "env": overrides.pop("env", {}),
-                },
-                "EU-RO-1",
-                now - 10,
-            )
+            pod = self._new_pod(body, "EU-RO-1", now - 10)
             return str(pod.data["id"])
+
+    def bodies(self, operation: str) -> list[Any]:
+        """The JSON bodies sent to ``operation``, in order."""
+        return [body for op, _, body in self.requests if op == operation]
 
     def operations(self) -> list[str]:
         """The operationIds called, in order."""
@@ -415,6 +535,11 @@ class FakeRunPod:
                     operation, params, request, body, dict(request.query_params)
                 )
             self.calls.append((operation or "?", path, status))
+            try:
+                sent = json.loads(body) if body else None
+            except ValueError:
+                sent = None
+            self.requests.append((operation or "?", dict(request.query_params), sent))
         response_headers: dict[str, str] = {}
         if status == 429:
             response_headers["Retry-After"] = str(payload.pop("_retry_after"))
@@ -490,7 +615,12 @@ class FakeRunPod:
             return _problem(500, "Internal Server Error", "upstream failure")
         data = json.loads(body) if body else None
         handler = getattr(self, f"_op_{operation}")
-        return handler(params, data, query, request)
+        result = handler(params, data, query, request)
+        if operation in self.faults.lost_answer_once and result[0] < 300:
+            status = self.faults.lost_answer_once.pop(operation)
+            title = {502: "Bad Gateway", 504: "Gateway Timeout"}.get(status, "Server Error")
+            return _problem(status, title, "upstream did not answer in time")
+        return result
 
     # -- pods ------------------------------------------------------------------------------
 
@@ -500,7 +630,7 @@ class FakeRunPod:
         elapsed = time.monotonic() - pod.started
         if elapsed < self.timing.provision_seconds:
             return "PROVISIONING"
-        if elapsed < pod.running_at:
+        if elapsed < pod.running_at or pod.stuck:
             return "STARTING"
         if pod.fate == "error":
             pod.forced = "ERROR"
@@ -514,9 +644,12 @@ class FakeRunPod:
         data["actions"] = _ACTIONS.get(status, [])
         running = status == "RUNNING"
         uptime = max(0, int(time.monotonic() - pod.started - pod.running_at))
+        # Only TCP ports are mapped (a public port on the host's IP); HTTP ports go through the
+        # proxy and are not listed, as in every Pod example of the document.
         ports = [
-            {"private": int(p.split("/")[0]), "public": None, "type": p.split("/")[1], "ip": None}
-            for p in data["ports"]
+            {"private": int(p.split("/")[0]), "public": 30000 + i, "type": "tcp", "ip": pod.ip}
+            for i, p in enumerate(data["ports"])
+            if p.endswith("/tcp")
         ]
         data["runtime"] = {"uptime": uptime, "ports": ports} if running else None
         data["startedAt"] = _iso(pod.wall + timedelta(seconds=pod.running_at)) if running else None
@@ -535,7 +668,9 @@ class FakeRunPod:
             data["cost"] = 0.0
         return data
 
-    def _new_pod(self, body: dict[str, Any], dc: str, started: float) -> _Pod:
+    def _new_pod(
+        self, body: dict[str, Any], dc: str, started: float, cuda: str | None = "12.8"
+    ) -> _Pod:
         pod_id = uuid.uuid4().hex[:14]
         is_gpu = "gpu" in body
         if is_gpu:
@@ -554,11 +689,11 @@ class FakeRunPod:
             "disk": body.get("disk", 20),
             "ports": list(body.get("ports", [])),
             "env": dict(body.get("env", {})),
-            "registry": None,
+            "registry": body.get("registry"),
             "mounts": body.get("mounts", {}),
             "cloud": body.get("cloud", "SECURE"),
             "dataCenterId": dc,
-            "cudaVersion": "12.8" if is_gpu else None,
+            "cudaVersion": cuda if is_gpu else None,
             "template": None,
             "cost": round(cost, 4),
             "locked": False,
@@ -566,6 +701,7 @@ class FakeRunPod:
             "createdAt": _iso(datetime.now(UTC)),
         }
         if is_gpu:
+            # GET shows GpuConfig only (the CUDA constraints are create-time, CreateGpuConfig).
             data["gpu"] = {"id": body["gpu"]["id"], "count": int(body["gpu"].get("count", 1))}
         else:
             cpu = body["cpu"]
@@ -586,23 +722,78 @@ class FakeRunPod:
         return pod
 
     def _script(self, pod: _Pod) -> None:
-        """The log lines the pod's container writes (what airvoice's commands print)."""
+        """The log lines the pod writes: RunPod's system lines, then the container's (what
+        airvoice's commands print)."""
         step = self.timing.log_step_seconds
         at = pod.running_at
         logs = pod.logs
-        logs.append((0.0, "system", f"pulling image {pod.data['image']}"))
+        image = pod.data["image"]
+        logs.append((0.0, "system", f"create container {image}"))
+        denied = image in self.faults.private_images and (
+            pod.data.get("registry") not in self.registries
+        )
+        host_cuda = pod.data.get("cudaVersion")
+        too_old = (
+            pod.kind == "gpu"
+            and self.image_cuda is not None
+            and host_cuda is not None
+            and _cuda(host_cuda) < _cuda(self.image_cuda)
+        )
+        if denied or too_old:
+            # RunPod retries the container for as long as the pod lives; the pod stays STARTING.
+            pod.stuck = True
+            repository = image.rsplit(":", 1)[0]
+            for i in range(40):
+                t = i * 4 * step
+                if denied:
+                    logs.append(
+                        (
+                            t + step,
+                            "system",
+                            "error pulling image: Error response from daemon: pull access denied "
+                            f"for {repository}, repository does not exist or may require "
+                            "'docker login': denied: requested access to the resource is denied",
+                        )
+                    )
+                    logs.append(
+                        (
+                            t + 2 * step,
+                            "system",
+                            "error creating container: Error response from daemon: "
+                            f"No such image: {image}",
+                        )
+                    )
+                else:
+                    logs.append(
+                        (
+                            t + step,
+                            "system",
+                            "error starting container: OCI runtime create failed: "
+                            "nvidia-container-cli: requirement error: unsatisfied condition: "
+                            f"cuda>={self.image_cuda}, please update your driver to a newer "
+                            "version, or use an earlier cuda container: unknown",
+                        )
+                    )
+                logs.append((t + 3 * step, "system", f"create container {image}"))
+            return
+        logs.append((0.1 * step, "system", f"pulling image {image}"))
         if pod.fate == "error":
             logs.append((at, "system", "error starting container: exec format error"))
             return
         logs.append((at, "system", "container started"))
+        env = {k: self._resolve(v) for k, v in pod.data["env"].items()}
         args = str(pod.data.get("args", ""))
         if "models prefetch" in args:
             volume = (pod.data["mounts"].get("network") or [{}])[0].get("volumeId", "")
-            preset = pod.data["env"].get("AIRVOICE_PRESET", "?")
+            preset = env.get("AIRVOICE_PRESET", "?")
             contents = self.volume_contents.setdefault(volume, set())
-            if self.faults.prefetch_fails:
-                logs.append((at + step, "container", "Error: 401 Unauthorized (gated repo)"))
-                logs.append((at + 2 * step, "container", "AIRVOICE_PREFETCH_FAILED"))
+            failure = self._prefetch_failure(preset, env.get("HF_TOKEN", ""))
+            if failure:
+                for i, line in enumerate(failure, start=1):
+                    logs.append((at + i * step, "container", line))
+                logs.append(
+                    (at + (len(failure) + 1) * step, "container", "AIRVOICE_PREFETCH_FAILED")
+                )
                 return
             if preset in contents:
                 logs.append(
@@ -614,8 +805,60 @@ class FakeRunPod:
                 contents.add(preset)
             logs.append((at + 6 * step, "container", "AIRVOICE_PREFETCH_OK"))
             return
+        if "--download-missing" in args:
+            preset = env.get("AIRVOICE_PRESET", "?")
+            failure = self._prefetch_failure(preset, env.get("HF_TOKEN", ""))
+            if failure:
+                logs.extend((at + i * step, "container", line) for i, line in enumerate(failure))
+                pod.stuck = True  # the server never starts
+                return
+            logs.append((at + step, "container", f"fetching missing weights: {preset}"))
         logs.append((at + step, "container", "loading the models..."))
         logs.append((at + 2 * step, "container", "airvoice is listening on ws://127.0.0.1:8000/ws"))
+
+    def _resolve(self, value: str) -> str:
+        """``{{ RUNPOD_SECRET_name }}`` -> the secret's value, as RunPod does at boot."""
+        match = re.fullmatch(r"\{\{\s*RUNPOD_SECRET_([A-Za-z0-9_-]+)\s*\}\}", value.strip())
+        return self.secrets.get(match.group(1), "") if match else value
+
+    def _prefetch_failure(self, preset: str, token: str) -> list[str]:
+        """What ``airvoice models prefetch`` prints when it fails (airvoice/models/prefetch.py
+        ``Prefetcher.explain``), for the fault set, or for a gated preset without a token."""
+        llama = "meta-llama/Llama-3.1-8B-Instruct"
+        named = "(named by fixie-ai/ultravox-v0_5-llama-3_1-8b)"
+        kind = self.faults.prefetch_fails
+        if kind is None and "8b" in preset and not token:
+            kind = "no-token"
+        if kind == "not-writable":
+            return [
+                "ERROR airvoice.cli.models: prefetch failed",
+                "Traceback (most recent call last):",
+                "PermissionError: [Errno 13] Permission denied: '/workspace/hf'",
+            ]
+        if kind == "no-token":
+            return [
+                "Not fetched:",
+                f"* {llama} {named} is gated and no Hugging Face token was given. Log in at "
+                f"https://huggingface.co/{llama}, accept the Llama 3.1 Community License, "
+                "create a read token at https://huggingface.co/settings/tokens, then rerun "
+                "with HF_TOKEN set.",
+            ]
+        if kind == "bad-token":
+            return [
+                "Not fetched:",
+                "* the hub rejected the Hugging Face token while fetching "
+                "fixie-ai/ultravox-v0_5-llama-3_1-8b (invalid or expired). Create a read token "
+                "at https://huggingface.co/settings/tokens and set HF_TOKEN (or pass --token).",
+            ]
+        if kind == "not-granted":
+            return [
+                "Not fetched:",
+                f"* {llama} {named} is gated and this token's account has not been granted "
+                f"access. Open https://huggingface.co/{llama}, accept the Llama 3.1 Community "
+                "License (requests are reviewed, usually within hours), then rerun this "
+                "command with the same token.",
+            ]
+        return []
 
     def _find(self, pod_id: str) -> _Pod | None:
         return self.pods.get(pod_id)
@@ -647,16 +890,30 @@ class FakeRunPod:
                 return _problem(
                     400, "Bad Request", "network volumes are only available on Secure Cloud"
                 )
+        cuda = None
         if "gpu" in body:
-            stock = known[dc]["gpus"].get(body["gpu"]["id"], "NONE")
-            if dc in self.faults.no_gpu_capacity_in or stock == "NONE":
+            gpu = body["gpu"]
+            if gpu.get("allowedCudaVersions") and gpu.get("minCudaVersion"):
+                return _problem(
+                    400,
+                    "Bad Request",
+                    "allowedCudaVersions and minCudaVersion are mutually exclusive",
+                )
+            stock = known[dc]["gpus"].get(gpu["id"], "NONE")
+            # The scheduler places on a host that meets the CUDA constraint; without one, on
+            # whichever is free (here: the oldest driver, the case that bites).
+            hosts = _hosts(known[dc], gpu["id"], gpu)
+            if dc in self.faults.no_gpu_capacity_in or stock == "NONE" or not hosts:
                 return _problem(400, "Bad Request", NO_CAPACITY)
+            cuda = hosts[0]
         else:
             stock = known[dc]["cpus"].get(body["cpu"]["id"], "NONE")
             if dc in self.faults.no_cpu_capacity_in or stock == "NONE":
                 return _problem(400, "Bad Request", NO_CAPACITY)
-        pod = self._new_pod(body, dc, time.monotonic())
-        return 201, self._view(pod), "json"
+        pod = self._new_pod(body, dc, time.monotonic(), cuda)
+        view = self._view(pod)
+        view["runtime"] = {}  # as the createPod example answers
+        return 201, view, "json"
 
     def _remove(self, pod_id: str) -> None:
         pod = self.pods.pop(pod_id)
@@ -801,36 +1058,69 @@ class FakeRunPod:
             "maxCount": {"secure": 8, "community": 4},
         }
         if query.get("include") == "AVAILABILITY":
-            where = [
-                {"id": d["id"], "name": d["name"], "availability": d["gpus"][gpu_id]}
-                for d in _DATA_CENTERS
-                if gpu_id in d["gpus"]
-            ]
+            countries = _csv_param(query, "countryCodes")
+            where, versions = [], {}
+            for d in _DATA_CENTERS:
+                if gpu_id not in d["gpus"] or (countries and d["country"] not in countries):
+                    continue
+                hosts = _hosts(d, gpu_id, query)
+                if not hosts:
+                    continue  # no machine there meets the CUDA filter
+                level = d["gpus"][gpu_id]
+                where.append({"id": d["id"], "name": d["name"], "availability": level})
+                for version in hosts:
+                    versions[version] = versions.get(version, False) or level != "NONE"
             ranks = {"NONE": 0, "LOW": 1, "MEDIUM": 2, "HIGH": 3}
             best = max((ranks[w["availability"]] for w in where), default=0)
             gpu["availability"] = {v: k for k, v in ranks.items()}[best]
             if where:
                 gpu["dataCenters"] = where
-            gpu["cudaVersions"] = [{"version": "12.8", "available": True}]
+            if versions:
+                gpu["cudaVersions"] = [
+                    {"version": v, "available": a}
+                    for v, a in sorted(versions.items(), key=lambda item: _cuda(item[0]))
+                ]
         return gpu
 
-    def _op_listGpuTypes(self, params: dict, data: Any, query: dict, request: Any) -> tuple:
-        if (query.get("include") == "AVAILABILITY") != ("product" in query):
+    @staticmethod
+    def _catalog_query_error(query: dict) -> tuple | None:
+        availability = query.get("include") == "AVAILABILITY"
+        if availability != ("product" in query):
             return _problem(400, "Bad Request", "product is required with include=AVAILABILITY")
-        return 200, {"gpus": [self._gpu_type(g, query) for g in _GPUS]}, "json"
+        scoped = ("count", "cloud", "countryCodes", "cudaVersions", "minCudaVersion")
+        if not availability and any(name in query for name in scoped):
+            return _problem(400, "Bad Request", "availability filters need include=AVAILABILITY")
+        if "cudaVersions" in query and "minCudaVersion" in query:
+            return _problem(
+                400, "Bad Request", "cudaVersions and minCudaVersion are mutually exclusive"
+            )
+        return None
+
+    def _op_listGpuTypes(self, params: dict, data: Any, query: dict, request: Any) -> tuple:
+        error = self._catalog_query_error(query)
+        if error:
+            return error
+        gpus = [self._gpu_type(g, query) for g in _GPUS]
+        if query.get("countryCodes"):  # the list drops types with no data center there
+            gpus = [g for g in gpus if g.get("dataCenters")]
+        return 200, {"gpus": gpus}, "json"
 
     def _op_getGpuType(self, params: dict, data: Any, query: dict, request: Any) -> tuple:
         if params["id"] not in _GPUS:
             return _problem(404, "Not Found", "gpu type not found")
-        if (query.get("include") == "AVAILABILITY") != ("product" in query):
-            return _problem(400, "Bad Request", "product is required with include=AVAILABILITY")
+        error = self._catalog_query_error(query)
+        if error:
+            return error
         return 200, self._gpu_type(params["id"], query), "json"
 
     def _op_listDataCenters(self, params: dict, data: Any, query: dict, request: Any) -> tuple:
-        include = set(filter(None, query.get("include", "").split(",")))
+        include = set(_csv_param(query, "include"))
+        regions = set(_csv_param(query, "regions"))
         result = []
         for d in _DATA_CENTERS:
-            dc = {k: v for k, v in d.items() if k not in ("gpus", "cpus")}
+            if regions and d["region"] not in regions:
+                continue
+            dc = {k: v for k, v in d.items() if k not in _INTERNAL}
             if "GPU_AVAILABILITY" in include and d["gpus"]:
                 dc["gpuAvailability"] = [
                     {"id": g, "name": _GPUS[g]["name"], "availability": a}

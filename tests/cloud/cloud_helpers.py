@@ -21,7 +21,22 @@ def run_cli(*args: str):
 
 
 def deploy_json(*args: str) -> tuple[int, dict | None, str]:
-    """``airvoice deploy --json ...`` with fast polling: (exit code, parsed stdout, stderr)."""
+    """``airvoice deploy --json ...`` with fast polling: (exit code, parsed stdout, stderr with
+    the terminal's line wrapping undone)."""
     result = run_cli("deploy", "--json", *FAST, *args)
     data = json.loads(result.stdout) if result.exit_code == 0 else None
-    return result.exit_code, data, result.stderr
+    return result.exit_code, data, " ".join(result.stderr.split())
+
+
+def image_cuda() -> str:
+    """The host CUDA the image needs: its torch wheel's CUDA build, as the Dockerfile names it
+    (``ARG TORCH_CUDA=13.0``, or a wheel tag such as ``cu126``)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    match = re.search(r"^ARG TORCH_CUDA=(?:cu(\d+)(\d)|(\d+\.\d+))$", text, re.MULTILINE)
+    assert match, "the Dockerfile names no CUDA build of torch (ARG TORCH_CUDA=...)"
+    if match.group(3):
+        return match.group(3)
+    return f"{int(match.group(1))}.{match.group(2)}"

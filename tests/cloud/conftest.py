@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from cloud_helpers import API_KEY, HF_TOKEN, SERVER_TOKEN, VOICE
+from cloud_helpers import API_KEY, HF_TOKEN, SERVER_TOKEN, VOICE, image_cuda
 
 from airvoice.testing.fakerunpod import FakeRunPod, FakeTiming, Faults
 from airvoice.testing.network import block_network
@@ -32,6 +32,8 @@ def cloud_env(monkeypatch, tmp_path):
         "HF_TOKEN",
         "AIRVOICE_RUNPOD_API_URL",
         "AIRVOICE_RUNPOD_PROXY_TEMPLATE",
+        "AIRVOICE_IDLE_ACTION",
+        "AIRVOICE_PREFETCH_GRACE_SECONDS",
     ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
@@ -44,9 +46,10 @@ def faults() -> Faults:
 
 @pytest.fixture
 def fake(cloud_env, faults):
-    """A started fake RunPod; the test fails if anything broke RunPod's contract."""
+    """A started fake RunPod; the test fails if anything broke RunPod's contract. Its GPU hosts
+    refuse to start the image on a driver older than the image's CUDA, as RunPod's do."""
     timing = FakeTiming(provision_seconds=0.1, image_pull_seconds=0.2, log_step_seconds=0.05)
-    with FakeRunPod(API_KEY, timing=timing, faults=faults) as server:
+    with FakeRunPod(API_KEY, timing=timing, faults=faults, image_cuda=image_cuda()) as server:
         cloud_env.setenv("AIRVOICE_RUNPOD_API_URL", server.base_url)
         cloud_env.setenv("RUNPOD_API_KEY", API_KEY)
         cloud_env.setenv("HF_TOKEN", HF_TOKEN)

@@ -15,7 +15,7 @@ from airvoice.cloud.credentials import ApiKey, resolve_api_key
 from airvoice.cloud.errors import error_from_problem
 from airvoice.cloud.gpus import UnknownGpuError, resolve_gpu
 from airvoice.cloud.runpod import RetryPolicy, RunPodClient
-from airvoice.cloud.specs import prefetch_pod_request, volume_request
+from airvoice.cloud.specs import HfCredential, prefetch_pod_request, volume_request
 
 FAST_RETRY = RetryPolicy(attempts=3, backoff_seconds=0.01)
 
@@ -71,7 +71,7 @@ def test_pods_volumes_catalog_and_logs(fake, client):
             volume_id=volume.id,
             data_center="EU-RO-1",
             cpu_id="cpu3c",
-            hf_token="hf",
+            hf=HfCredential(token="hf"),
         )
     )
     assert pod.status == "PROVISIONING"
@@ -81,7 +81,8 @@ def test_pods_volumes_catalog_and_logs(fake, client):
         time.sleep(0.05)
     time.sleep(0.5)
     lines = [e.line for e in client.tail_logs(pod.id, idle_seconds=0.3)]
-    assert lines[0].startswith("pulling image") and lines[-1] == "AIRVOICE_PREFETCH_OK"
+    assert lines[0] == "create container img" and lines[-1] == "AIRVOICE_PREFETCH_OK"
+    assert "pulling image img" in lines
     with client.pod_log_stream(pod.id, tail=2, read_timeout=0.3) as stream:
         first = []
         with pytest.raises(httpx.ReadTimeout):

@@ -14,6 +14,10 @@ from cloud_helpers import API_KEY, FAST, HF_TOKEN, SERVER_TOKEN, VOICE, deploy_j
 from airvoice.cloud.specs import PREFETCH_OK
 
 
+def env_device(pod):
+    return pod["env"].get("AIRVOICE_DEVICE")
+
+
 def _gpu_pods(fake, include_deleted=False):
     pods = fake.live_pods() + (fake.deleted if include_deleted else [])
     return [p for p in pods if "gpu" in p]
@@ -35,6 +39,10 @@ def test_deploy_end_to_end_and_say_through_the_endpoint(
     (pod,) = fake.live_pods()
     assert pod["id"] == result["pod_id"] and pod["status"] == "RUNNING"
     assert pod["ports"] == ["8000/http"]
+    # Ready although RunPod never lists an HTTP port at runtime (only TCP mappings).
+    assert all(p["type"] == "tcp" for p in pod["runtime"]["ports"])
+    assert result["deployment"] == "airvoice" and pod["env"]["AIRVOICE_DEPLOYMENT"] == "airvoice"
+    assert env_device(pod) == "cuda" and pod["env"]["AIRVOICE_IDLE_ACTION"] == "terminate"
     assert pod["mounts"] == {"network": [{"volumeId": result["volume_id"], "path": "/workspace"}]}
     env = pod["env"]
     assert "HF_TOKEN" not in env, "the serving pod must never see HF_TOKEN"
@@ -84,6 +92,7 @@ def test_human_output_shows_endpoint_token_cost_and_command_never_the_key(fake, 
     assert result.stdout.strip() == endpoint
     assert SERVER_TOKEN in text and "$0.43/hour" in text
     assert f"airvoice talk {endpoint} --token {SERVER_TOKEN}" in text
+    assert "airvoice pods down --name airvoice" in text
     assert "fetching ultravox-8b" in text or "fetching" in text
     assert API_KEY not in text and HF_TOKEN not in text
 
@@ -135,11 +144,23 @@ def test_slow_image_pull_times_out_and_leaves_nothing(fake, faults, proxy_to_ser
     assert time.monotonic() - started < 20
 
 
-def test_failed_prefetch_shows_its_log_and_starts_no_gpu_pod(fake, faults, proxy_to_server):
-    faults.prefetch_fails = True
+@pytest.mark.parametrize(
+    ("kind", "says", "not_said"),
+    [
+        ("not-writable", "not writable by the image's user", "gated"),
+        ("bad-token", "rejected the Hugging Face token", "not writable"),
+        ("not-granted", "has not been granted the gated model", "not writable"),
+    ],
+)
+def test_a_failed_prefetch_says_what_really_failed(
+    fake, faults, proxy_to_server, kind, says, not_said
+):
+    faults.prefetch_fails = kind
     code, _, err = deploy_json("--timeout", "1")
     assert code == 1
-    assert "prefetch" in err and "401 Unauthorized" in err and "HF_TOKEN" in err
+    headline = err.split("Last lines")[0]
+    assert says in headline and not_said not in headline, err
+    assert "AIRVOICE_PREFETCH_FAILED" in err  # the log tail is shown too
     assert fake.live_pods() == [] and _gpu_pods(fake, include_deleted=True) == []
     assert HF_TOKEN not in err
 
@@ -165,21 +186,37 @@ def test_reuses_the_volume_by_name_and_grows_it(fake, proxy_to_server):
         "updateNetworkVolume"
     ]
     # A second deploy with --skip-prefetch starts no CPU pod.
-    before = len(fake.deleted)
-    code, again, err = deploy_json("--timeout", "1", "--skip-prefetch", "--token", SERVER_TOKEN)
+    cpu_pods = lambda: [p for p in fake.deleted + fake.live_pods() if "cpu" in p]  # noqa: E731
+    before = len(cpu_pods())
+    code, again, err = deploy_json(
+        "--timeout", "1", "--skip-prefetch", "--token", SERVER_TOKEN, "--replace"
+    )
     assert code == 0, err
-    assert again["volume_id"] == result["volume_id"] and len(fake.deleted) == before
+    assert again["volume_id"] == result["volume_id"] and len(cpu_pods()) == before
     assert again["prefetch"] == "skipped"
 
 
-def test_every_candidate_refused_leaves_no_pod(fake, faults, proxy_to_server):
+def test_every_candidate_refused_leaves_no_pod_and_no_volume(fake, faults, proxy_to_server):
     faults.no_gpu_capacity_in.update({"EU-RO-1", "US-KS-2"})
-    code, _, err = deploy_json("--timeout", "1", "--cloud", "SECURE", "--cloud", "COMMUNITY")
+    code, _, err = deploy_json("--timeout", "1")
     assert code == 1
     assert "no candidate could place" in err and "EU-RO-1" in err and "US-KS-2" in err
     assert fake.live_pods() == []
     creates = [s for op, _, s in fake.calls if op == "createPod" and s == 400]
-    assert len(creates) == 4  # 2 data centers x 2 clouds
+    assert len(creates) == 2  # one per data center with stock on new-enough drivers
+    # Each volume it filled where the GPU could not be placed was removed, and it says so.
+    assert len(fake.bodies("createNetworkVolume")) == 2 and fake.volumes == {}
+    assert err.count("could not be placed in") == 2 and "Removed what this deploy created" in err
+
+
+def test_a_failed_deploy_keeps_a_volume_that_existed_and_says_so(fake, faults, proxy_to_server):
+    made = run_cli("volumes", "create", "airvoice-models", "--data-center", "US-KS-2", "--json")
+    existing = json.loads(made.stdout)["id"]
+    faults.gpu_pod_error = True
+    code, _, err = deploy_json("--timeout", "1", "--skip-prefetch")
+    assert code == 1
+    assert list(fake.volumes) == [existing] and fake.live_pods() == []
+    assert f"Kept: network volume airvoice-models ({existing}, US-KS-2), which existed" in err
 
 
 def test_unknown_gpu_lists_the_choices(cloud_env):
@@ -187,6 +224,7 @@ def test_unknown_gpu_lists_the_choices(cloud_env):
     assert result.exit_code == 1
     assert "unknown GPU 'V100'" in result.stderr and "L4" in result.stderr
     assert "A5000" in result.stderr and "H100" in result.stderr
+    assert "any RunPod GPU id" in result.stderr
 
 
 def test_bad_api_key_is_a_clear_error_without_the_key(fake, cloud_env):
@@ -208,7 +246,7 @@ def test_dry_run_needs_no_key_is_stable_and_valid(cloud_env):
     assert plan["dry_run"] is True and plan["steps"]
     validator = OpenApiValidator()
     api = [r for r in plan["requests"] if r["url"].startswith("https://api.runpod.io/v2/")]
-    assert len(api) >= 8
+    assert len(api) >= 9
     for request in api:
         assert validator.check_planned(request["method"], request["url"], request.get("body")) == []
     gpu_pod = next(r for r in api if r["method"] == "POST" and "gpu" in (r.get("body") or {}))

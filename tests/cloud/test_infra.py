@@ -9,6 +9,7 @@ import pytest
 
 from airvoice.cloud.specs import (
     DEFAULT_IMAGE,
+    HfCredential,
     ServerSettings,
     gpu_pod_request,
     prefetch_pod_request,
@@ -38,7 +39,7 @@ EXPECTED = {
             volume_id="<volume id>",
             data_center="<data center>",
             cpu_id="cpu3c",
-            hf_token="<HF_TOKEN>",
+            hf=HfCredential(secret="hf_token"),
         ),
     ),
     "gpu-pod.json": (
