@@ -145,3 +145,19 @@ def test_our_processor_is_a_vllm_plugin_and_no_remote_code_runs(vllm_engine):
     config = vllm_engine.llm.model_config
     assert config.trust_remote_code is False
     assert config.architectures == [ARCHITECTURE]
+
+
+async def test_a_turn_right_after_barge_in_sees_the_cut_reply_first(vllm_engine):
+    conversation = vllm_engine.new_conversation()
+    first = vllm_engine.respond(
+        conversation, speechlike(1.0, seed=30), max_new_tokens=300, min_new_tokens=300
+    )
+    await anext(first)
+    first.cancel()
+    second = vllm_engine.respond(conversation, speechlike(1.0, seed=31))  # no wait: barge-in
+    [d async for d in second]
+    cut, after = await first.wait_finished(), await second.wait_finished()
+    assert cut.finish_reason == "cancelled" and after.finish_reason in ("stop", "length")
+    kinds = [type(t) for t in conversation.turns]
+    assert kinds == [UserTurn, AssistantTurn, UserTurn, AssistantTurn]
+    assert after.prompt_tokens > cut.prompt_tokens + 1  # turn 2's prompt holds the cut reply

@@ -278,6 +278,8 @@ class _VllmReply:
         self.stats = ReplyStats(submitted_at=time.perf_counter())
         self.request_id = f"airvoice-{uuid.uuid4().hex}"
         self.cancelled = False
+        self.previous: _VllmReply | None = None
+        """A cancelled reply of the same conversation that must commit before this one reads it."""
         self._submitted = threading.Event()
 
     def cancel(self) -> None:
@@ -297,6 +299,9 @@ class _VllmReply:
         error: BaseException | None = None
         text, tokens = "", []
         try:
+            if self.previous is not None:  # barge-in: the cut reply goes into memory first
+                await asyncio.wrap_future(self.previous.finished)
+                self.previous = None
             user = self.engine._user_turn(self.user_input)
             self.stats.audio_tokens = user.num_tokens if isinstance(user, UserTurn) else 0
             prompt = self.engine._prompt(self.conversation, user, self.settings)
@@ -304,7 +309,11 @@ class _VllmReply:
             if self.cancelled:
                 return
             self._submitted.set()
+            aborted = False
             async for output in self.engine.llm.generate(prompt, params, self.request_id):
+                if self.cancelled and not aborted:  # cancelled while vLLM was taking it in
+                    aborted = True
+                    await self.engine.llm.abort(self.request_id)
                 if self.stats.prompt_tokens == 0 and output.prompt_token_ids is not None:
                     self.stats.prompt_tokens = len(output.prompt_token_ids)
                     self.stats.reused_tokens = int(output.num_cached_tokens or 0)
@@ -599,6 +608,7 @@ class VllmUltravoxEngine:
                     "this conversation is still replying; cancel that reply (barge-in) before "
                     "starting the next one"
                 )
+            job.previous = active
             conversation.active_reply = job
         with self._pending_lock:
             self._pending.add(job)
