@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,8 @@ class Conversation:
         self.started = started or datetime.date.today()
         """The date the prompt shows: fixed when the conversation starts, for a stable prefix."""
         self.turns: list[Turn] = []
+        self.cache_salt = uuid.uuid4().hex
+        """Salts this conversation's entries in a shared prefix cache (vLLM): never shared."""
         self.lock = threading.Lock()
         # The engine's reusable KV cache and the prompt positions it holds.
         self.kv_cache: Any = None

@@ -560,7 +560,6 @@ class VllmUltravoxEngine:
         conversation = Conversation(
             system_prompt, max_context_tokens, chat_template=self.chat_template
         )
-        conversation.cache_salt = uuid.uuid4().hex  # type: ignore[attr-defined]
         return conversation
 
     def respond(
@@ -596,8 +595,6 @@ class VllmUltravoxEngine:
         settings: GenerationSettings,
         logprobs: int,
     ) -> VllmReplyStream:
-        if getattr(conversation, "cache_salt", None) is None:
-            raise ValueError("create conversations with engine.new_conversation()")
         job = _VllmReply(
             self, conversation, user_input, settings, logprobs, asyncio.get_running_loop()
         )
@@ -636,7 +633,7 @@ class VllmUltravoxEngine:
         turns = {t.key: t for t in conversation.turns if isinstance(t, UserTurn)}
         if isinstance(user, UserTurn):
             turns[user.key] = user
-        return build_prompt(items, turns, self.placeholder_ids, conversation.cache_salt)  # type: ignore[attr-defined]
+        return build_prompt(items, turns, self.placeholder_ids, conversation.cache_salt)
 
     def _sampling_params(self, s: GenerationSettings, logprobs: int) -> Any:
         from vllm import SamplingParams
