@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return getattr(exc, "exit_code", 1)
     print(f"bot: {reply.text.strip()}")
     if reply.latency is not None:
-        print(f"latency: {reply.latency.user_to_speaker_ms:.0f} ms to the first word heard")
+        print(f"latency: {reply.latency.describe()}")  # the parts add up to the whole
     if len(args) == 3:
         write_wav(args[2], reply.audio)  # 24 kHz mono PCM16
         print(f"reply audio: {args[2]} ({reply.audio.size / 24000:.1f} s)")

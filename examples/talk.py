@@ -33,10 +33,8 @@ from airvoice.errors import AirvoiceError
 
 
 def describe(latency: TurnLatency) -> str:
-    """One line per turn: what you waited, and where the server spent it."""
-    line = f"{latency.user_to_speaker_ms:.0f} ms from your last word to the bot's voice"
-    server = latency.server.get("turn_end_to_first_audio_ms")
-    return line if server is None else f"{line} (server {server:.0f} ms)"
+    """One line per turn: what you waited, split where it was spent (the parts add up)."""
+    return latency.describe()
 
 
 def make_client(args: argparse.Namespace) -> tuple[VoiceClient, MemorySink | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,13 @@ from airvoice.testing.network import block_network
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+# RunPod's OpenAPI v2 document is RunPod's and is not committed here: the project's tests read
+# the copy the project keeps beside its checkout (the only data a test may read from outside).
+os.environ.setdefault(
+    "AIRVOICE_RUNPOD_OPENAPI",
+    str(Path(__file__).resolve().parents[2] / "shared" / "runpod" / "openapi-v2.json"),
+)
 
 
 @pytest.fixture

@@ -226,7 +226,7 @@ def test_docs_build_strictly_with_no_network(tmp_path):
     assert refused == []
     for page in ("quickstart", "concepts", "client", "deploy", "configuration", "hardware"):
         assert (site / page / "index.html").exists(), page
-    for page in ("security", "troubleshooting", "api", "notes/kokoro"):
+    for page in ("architecture", "security", "troubleshooting", "api", "notes/kokoro"):
         assert (site / page / "index.html").exists(), page
     api = (site / "api" / "index.html").read_text()
     for name in (
@@ -288,6 +288,7 @@ def test_every_airvoice_variable_in_the_docs_exists():
         "AIRVOICE_DEPLOYMENT",
         "AIRVOICE_IDLE_ACTION",
         "AIRVOICE_PREFETCH_GRACE_SECONDS",
+        "AIRVOICE_RUNPOD_OPENAPI",
     }
     source = "".join(p.read_text() for p in (ROOT / "airvoice").rglob("*.py"))
     assert all(var in source for var in extra)

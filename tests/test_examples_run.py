@@ -110,7 +110,7 @@ def test_one_turn_from_file_example_prints_the_reply_and_saves_it(engines, speec
     assert done.returncode == 0, done.stdout + done.stderr
     first = done.stdout.splitlines()[0]
     assert first.startswith("bot: ") and first[len("bot: ") :].strip()
-    assert "ms to the first word heard" in done.stdout
+    assert "ms from your last word to the bot's voice = turn end + network" in done.stdout
     assert voiced_seconds(reply) > 0.2
 
 

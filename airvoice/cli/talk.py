@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,18 +32,6 @@ def _token(token: str | None) -> str | None:
 def _fail(exc: Exception) -> typer.Exit:
     errors.print(Text("error: ", style="red") + Text(str(exc)))
     return typer.Exit(getattr(exc, "exit_code", 1))
-
-
-def _latency_line(latency: Any) -> str:
-    parts = [f"{latency.user_to_speaker_ms:.0f} ms from your last word to the bot's voice"]
-    server = latency.server
-    if server.get("turn_end_to_first_audio_ms") is not None:
-        parts.append(f"server {server['turn_end_to_first_audio_ms']:.0f} ms")
-    if server.get("llm_first_text_ms") is not None:
-        parts.append(f"first text {server['llm_first_text_ms']:.0f} ms")
-    if server.get("tts_first_audio_ms") is not None:
-        parts.append(f"first audio {server['tts_first_audio_ms']:.0f} ms")
-    return " | ".join(parts)
 
 
 def talk(
@@ -73,6 +61,7 @@ def talk(
     """
     from airvoice.client import SoundDeviceMicrophone, SoundDevicePlayer, VoiceClient
     from airvoice.client import list_devices as query_devices
+    from airvoice.client.audio import check_devices
     from airvoice.errors import AirvoiceError
 
     if list_devices:
@@ -80,6 +69,9 @@ def talk(
             devices = query_devices()
         except AirvoiceError as exc:
             raise _fail(exc) from None
+        if not devices:
+            console.print("no sound devices: PortAudio finds no microphone and no speaker here")
+            return
         table = Table("index", "name", "inputs", "outputs", "rate")
         for d in devices:
             table.add_row(
@@ -96,6 +88,7 @@ def talk(
         raise typer.Exit(2)
 
     try:
+        check_devices(input_device, output_device)  # before connecting: can we hear and speak?
         client = VoiceClient(
             url,
             _token(token),
@@ -116,7 +109,7 @@ def talk(
     client.on("bot_text", lambda text: console.print(text, end="", markup=False, highlight=False))
     client.on("bot_stopped_speaking", lambda: console.print())
     client.on("interrupted", lambda: console.print("[yellow] (interrupted)[/yellow]"))
-    client.on("latency", lambda lat: console.print(f"[dim]{_latency_line(lat)}[/dim]"))
+    client.on("latency", lambda lat: console.print(f"[dim]{lat.describe()}[/dim]"))
     client.on(
         "reconnecting",
         lambda n: console.print(f"[yellow]connection lost, reconnecting ({n})...[/yellow]"),
@@ -164,7 +157,7 @@ def say(
         raise _fail(exc) from None
     console.print(reply.text.strip(), markup=False, highlight=False)
     if reply.latency is not None:
-        console.print(_latency_line(reply.latency), style="dim")
+        console.print(reply.latency.describe(), style="dim")
     if audio_out is not None:
         write_wav(audio_out, reply.audio)
         console.print(f"reply audio: {audio_out} ({reply.audio.size / 24000:.1f} s)", style="dim")

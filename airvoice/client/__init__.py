@@ -10,7 +10,7 @@ from airvoice.client.audio import (
     read_wav,
     write_wav,
 )
-from airvoice.client.client import Reply, TurnLatency, VoiceClient
+from airvoice.client.client import Reply, VoiceClient
 from airvoice.client.errors import (
     AuthError,
     BadSettingsError,
@@ -19,6 +19,7 @@ from airvoice.client.errors import (
     ServerBusyError,
 )
 from airvoice.client.jitter import JitterBuffer
+from airvoice.client.latency import TurnLatency
 from airvoice.client.sync import ask
 
 __all__ = [

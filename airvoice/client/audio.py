@@ -297,3 +297,32 @@ class SoundDevicePlayer:
 
     async def stop(self) -> None:
         self._stream = _stop_stream(self._stream)
+
+
+def check_devices(input_device: str | int | None, output_device: str | int | None) -> None:
+    """Check, before any connection, that the microphone and the speaker can be opened as the
+    client will open them; the error says which package or which device is missing."""
+    sd = _sounddevice()
+    for what, kind, device, rate, option in (
+        ("microphone", "input", _device(input_device), INPUT_SAMPLE_RATE, "--input-device"),
+        ("speaker", "output", _device(output_device), OUTPUT_SAMPLE_RATE, "--output-device"),
+    ):
+        try:
+            name = sd.query_devices(device, kind)["name"]
+        except (ValueError, sd.PortAudioError) as exc:
+            if device is None:
+                raise AudioDeviceError(
+                    f"no {what}: this machine has no default {kind} device ({exc}); connect one, "
+                    f"or choose one with {option} (`airvoice talk --list-devices` lists them)"
+                ) from None
+            raise AudioDeviceError(
+                f"no {what} {device!r}: {exc}; `airvoice talk --list-devices` lists the devices"
+            ) from None
+        check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+        try:
+            check(device=device, channels=1, dtype="int16", samplerate=rate)
+        except (ValueError, sd.PortAudioError) as exc:
+            raise AudioDeviceError(
+                f"the {what} {name!r} cannot do {rate // 1000} kHz mono 16-bit ({exc}); choose "
+                f"another with {option} (`airvoice talk --list-devices` lists them)"
+            ) from None

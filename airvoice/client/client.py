@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,6 +24,7 @@ from airvoice import protocol
 from airvoice.client.audio import ArrayMicrophone, ClockedPlayer, Microphone, Player
 from airvoice.client.errors import ClientError, ConnectError, error_for_close
 from airvoice.client.jitter import JitterBuffer
+from airvoice.client.latency import TurnLatency
 
 if TYPE_CHECKING:  # pragma: no cover
     from airvoice.client.echo import EchoCanceller
@@ -45,15 +46,6 @@ EVENTS = (
     "disconnected",
 )
 VOICED_RMS = 500.0  # int16 RMS above which a mic frame counts as voiced (about -36 dBFS)
-
-
-@dataclass
-class TurnLatency:
-    """One turn as the user lived it, and the server's own breakdown."""
-
-    user_to_speaker_ms: float
-    """From the user's last voiced frame leaving the mic to the first bot audio played."""
-    server: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +115,7 @@ class VoiceClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_voiced = 0.0
         self._turn_end: float | None = None
+        self._audio_arrived: float | None = None  # the reply's first audio reached the client
         self._pending_latency: TurnLatency | None = None
         self._server_latency: dict[str, float] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -346,6 +339,8 @@ class VoiceClient:
     async def _dispatch(self, frame: protocol.Frame) -> None:
         if isinstance(frame, protocol.AudioFrame):
             if self._bot_speaking or self._reply_started:
+                if self._audio_arrived is None:
+                    self._audio_arrived = time.perf_counter()
                 self.buffer.push(frame.audio)
             return
         if isinstance(frame, protocol.InterruptionFrame):
@@ -363,6 +358,7 @@ class VoiceClient:
             await self._emit("user_stopped_speaking")
         elif kind == "bot-llm-started":
             self._reply_started = True
+            self._audio_arrived = None
             self.transcript.append("")
         elif kind == "bot-llm-text":
             text = str(data.get("text", ""))
@@ -395,7 +391,10 @@ class VoiceClient:
         """The jitter buffer started playing (audio thread or player task)."""
         if self._turn_end is None or self._loop is None:
             return
-        latency = TurnLatency(1000 * (played_at - self._turn_end))
+        arrived = self._audio_arrived if self._audio_arrived is not None else played_at
+        latency = TurnLatency(
+            1000 * (played_at - self._turn_end), buffer_ms=1000 * (played_at - arrived)
+        )
         self._turn_end = None
         self._loop.call_soon_threadsafe(self._latency_measured, latency)
 
@@ -419,6 +418,7 @@ class VoiceClient:
         task.add_done_callback(self._background.discard)
 
     async def _finish_latency(self, latency: TurnLatency) -> None:
+        latency.fit_to_server()
         self.latencies.append(latency)
         await self._emit("latency", latency)
 

@@ -11,6 +11,7 @@ from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.observers.base_observer import BaseObserver, FramePushed
@@ -88,7 +89,12 @@ class ServerMetrics:
 
 
 class TurnLatencyObserver(BaseObserver):
-    """Times each turn: turn end -> first LLM text -> first TTS audio -> first audio sent."""
+    """Times each turn on the server's clock, in consecutive parts that add up to the whole:
+    end of the user's turn -> first LLM text -> first TTS audio -> first bot audio sent.
+
+    The turn ends at the last ``UserStoppedSpeakingFrame`` before the bot speaks: when the user
+    resumes talking (a pause that was not the end), the earlier end no longer counts.
+    """
 
     def __init__(
         self,
@@ -103,6 +109,7 @@ class TurnLatencyObserver(BaseObserver):
         self.first_tts: float | None = None
         self.bot_speaking = False
         self.last: dict[str, Any] | None = None
+        self._seen: set[int] = set()  # a frame (and its upstream twin) is seen at every hop
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame = data.frame
@@ -111,8 +118,13 @@ class TurnLatencyObserver(BaseObserver):
             self.bot_speaking = True
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self.bot_speaking = False
-        if isinstance(frame, UserStoppedSpeakingFrame):
-            if self.turn_ended is None:
+        if isinstance(frame, UserStartedSpeakingFrame | UserStoppedSpeakingFrame):
+            if frame.id in self._seen:
+                return
+            self._seen = {frame.id, getattr(frame, "broadcast_sibling_id", None) or frame.id}
+            if isinstance(frame, UserStartedSpeakingFrame):
+                self.turn_ended = None
+            else:
                 self.turn_ended, self.first_text, self.first_tts = now, None, None
         elif self.turn_ended is None:
             return
@@ -128,12 +140,12 @@ class TurnLatencyObserver(BaseObserver):
         total = now - self.turn_ended
         self.metrics.turn_to_first_audio.observe(total)
         breakdown: dict[str, Any] = {"turn_end_to_first_audio_ms": round(1000 * total, 1)}
-        if self.first_text is not None:
+        if self.first_text is not None and self.first_tts is not None:
+            tts = self.first_tts - self.first_text
+            self.metrics.time_to_first_tts_audio.observe(tts)
             breakdown["llm_first_text_ms"] = round(1000 * (self.first_text - self.turn_ended), 1)
-            if self.first_tts is not None:
-                tts = self.first_tts - self.first_text
-                self.metrics.time_to_first_tts_audio.observe(tts)
-                breakdown["tts_first_audio_ms"] = round(1000 * tts, 1)
+            breakdown["tts_first_audio_ms"] = round(1000 * tts, 1)
+            breakdown["send_first_audio_ms"] = round(1000 * (now - self.first_tts), 1)
         self.turn_ended = None
         self.last = breakdown
         if self.report is not None:

@@ -55,13 +55,22 @@ NO_CAPACITY = (
 )
 
 
+#: Where RunPod publishes the document: the public repository ``runpod/docs``, file
+#: ``api-reference-v2/openapi.json`` (the version these fakes were checked against: commit
+#: a900806e, 2026-08-20). It is RunPod's, so airvoice does not ship a copy: point
+#: ``$AIRVOICE_RUNPOD_OPENAPI`` at a downloaded copy (the project's own tests set it).
+SPEC_SOURCE = "runpod/docs: api-reference-v2/openapi.json"
+
+
 def openapi_spec_path() -> Path:
-    """``$AIRVOICE_RUNPOD_OPENAPI``, else ``<repo root>/../shared/runpod/openapi-v2.json``."""
+    """RunPod's OpenAPI v2 document, from ``$AIRVOICE_RUNPOD_OPENAPI``, or a clear error."""
     given = os.environ.get(SPEC_ENV, "").strip()
-    if given:
-        return Path(given)
-    root = Path(__file__).resolve().parents[2]
-    return root.parent / "shared" / "runpod" / "openapi-v2.json"
+    if not given:
+        raise FileNotFoundError(
+            f"the fake RunPod validates against RunPod's OpenAPI v2 document ({SPEC_SOURCE}); "
+            f"download it and set {SPEC_ENV} to its path"
+        )
+    return Path(given)
 
 
 # -- OpenAPI validation ----------------------------------------------------------------------
@@ -103,8 +112,7 @@ def _openapi(path: str) -> Any:
     )
     if not Path(path).is_file():
         raise FileNotFoundError(
-            f"RunPod's OpenAPI document is not at {path}: check out `shared/` beside the repo "
-            f"or set {SPEC_ENV}"
+            f"RunPod's OpenAPI document is not at {path}: set {SPEC_ENV} to a copy of {SPEC_SOURCE}"
         )
     return OpenAPI.from_file_path(path, config=config)
 
