@@ -147,3 +147,17 @@ class ServerConfig(BaseSettings):
     smart_turn: bool = True
     smart_turn_max_silence_seconds: float = Field(3.0, gt=0)
     silence_timeout_seconds: float = Field(0.6, gt=0)
+    handshake_timeout_seconds: float = Field(5.0, gt=0)
+    """An HTTP request or WebSocket handshake not fully received in this time is closed."""
+    max_connections_per_address: int = Field(16, ge=1)
+    """Open connections one client address may hold; the next is closed at once."""
+    client_ready_timeout_seconds: float = Field(10.0, gt=0)
+    """A session that has not sent RTVI ``client-ready`` in this time is closed (4408)."""
+    session_idle_minutes: float = Field(10.0, gt=0)
+    """A session that sends no audio and no message for this long is closed (4408)."""
+    max_input_backlog_seconds: float = Field(5.0, gt=0)
+    """Audio a client may send ahead of real time; beyond it, audio is dropped with an error."""
+    allowed_origins: list[str] = []
+    """Origins whose browser pages may open /ws, beside the server's own (e.g.
+    ``https://app.example.com``); ``*`` allows any. Clients that send no Origin (not browsers)
+    are not affected."""

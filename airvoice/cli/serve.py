@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Annotated
@@ -229,9 +228,9 @@ def serve(
             "[red]--ssl-certfile and --ssl-keyfile go together: give both or neither.[/red]"
         )
         raise typer.Exit(2)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    from airvoice.server.logs import configure_logging
+
+    configure_logging(config.log_level, config.token.get_secret_value() if config.token else None)
 
     try:
         from airvoice.server.engines import check_models, load_engines
@@ -257,6 +256,7 @@ def serve(
 
     app = create_app(config, engines)
     state = app.state.airvoice
+    configure_logging(config.log_level, state.token)  # the generated token is secret too
     scheme = "wss" if config.ssl_certfile else "ws"
     shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     console.print(f"airvoice is listening on {scheme}://{shown_host}:{config.port}/ws")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,8 @@ EVENTS = (
     "disconnected",
 )
 VOICED_RMS = 500.0  # int16 RMS above which a mic frame counts as voiced (about -36 dBFS)
+
+_QUERY_TOKEN = re.compile(r"([?&]token=)[^&#\s]*", re.I)
 
 
 @dataclass
@@ -83,7 +86,10 @@ class VoiceClient:
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss"):
-            raise ClientError(f"{url!r} is not a ws:// or wss:// URL; it looks like wss://host/ws")
+            shown = _QUERY_TOKEN.sub(r"\1***", url)  # a URL is never printed with its token
+            raise ClientError(
+                f"{shown!r} is not a ws:// or wss:// URL; it looks like wss://host/ws"
+            )
         self.url = url
         self.token = token
         self.settings = {k: v for k, v in (("voice", voice), ("speed", speed)) if v is not None}

@@ -22,6 +22,7 @@ from airvoice.server.auth import (
     generate_token,
     token_matches,
 )
+from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
 from airvoice.server.web import add_web_client
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 
 TRY_AGAIN_LATER = 1013
 BAD_SETTINGS_CLOSE_CODE = 4400
+FORBIDDEN_ORIGIN_CLOSE_CODE = 4003
+SLOT_WAIT_SECONDS = 1.0
+"""A full server waits this long for a leaving client's slot before it answers 1008."""
 
 
 @dataclass
@@ -44,6 +48,9 @@ class ServerState:
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     sessions: set[Any] = field(default_factory=set)
     draining: bool = False
+    connections: Any = None
+    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
+    """The ``ConnectionGuard`` of the uvicorn server running the app, once there is one."""
     request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
@@ -72,6 +79,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             except Exception as exc:
                 state.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("could not load the models: %s", state.load_error)
+        freeze_startup_objects()  # later collections walk only what sessions make
+        state.trimmer.start()
         watcher = None
         if config.idle_shutdown_minutes:
             watcher = asyncio.create_task(_idle_shutdown(state, 60 * config.idle_shutdown_minutes))
@@ -82,6 +91,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
                 watcher.cancel()
             if state.sessions:
                 await state.drain()
+            await state.trimmer.stop()
 
     app = FastAPI(title="airvoice", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.airvoice = state
@@ -107,6 +117,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         state.metrics.active_sessions.set(state.slots.active)
+        state.metrics.sample_process(state.connections)
         if state.engines is not None:
             state.metrics.observe_engine(engine_health(state.engines))
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -132,11 +143,16 @@ async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reas
 
 
 async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
-    from airvoice.server.session import Session
+    from airvoice.server.session import Session, SessionLimits
 
     offered = list(websocket.scope.get("subprotocols") or [])
     creds = credentials_from(websocket.headers, websocket.query_params, offered)
     metrics = state.metrics
+    if not origin_allowed(websocket.headers, state.config.allowed_origins):
+        metrics.refused.labels("origin").inc()
+        reason = "this page's origin may not connect (see the allowed_origins setting)"
+        await _refuse(websocket, creds.subprotocol, FORBIDDEN_ORIGIN_CLOSE_CODE, reason)
+        return
     if not token_matches(creds.token, state.token):
         metrics.refused.labels("token").inc()
         reason = "missing or wrong token: pass ?token=, a Bearer header or subprotocol token.<T>"
@@ -157,22 +173,44 @@ async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
         metrics.refused.labels("settings").inc()
         await _refuse(websocket, creds.subprotocol, BAD_SETTINGS_CLOSE_CODE, str(exc)[:120])
         return
-    if not state.slots.try_acquire():
+    lease = await state.slots.lease(SLOT_WAIT_SECONDS)
+    if lease is None:
         metrics.refused.labels("full").inc()
         reason = f"server full: {state.slots.limit} sessions open; try again later"
         await _refuse(websocket, creds.subprotocol, FULL_CLOSE_CODE, reason)
         return
     session = None
+    config = state.config
+    limits = SessionLimits(
+        client_ready_seconds=config.client_ready_timeout_seconds,
+        idle_seconds=60 * config.session_idle_minutes,
+        max_backlog_seconds=config.max_input_backlog_seconds,
+    )
     try:
         metrics.sessions.inc()
         await websocket.accept(subprotocol=creds.subprotocol)
-        session = Session(websocket, state.engines, settings, metrics)
+        session = Session(websocket, state.engines, settings, metrics, limits, lease.release)
         state.sessions.add(session)
         await session.run()
     finally:
+        lease.release()
         if session is not None:
             state.sessions.discard(session)
-        state.slots.release()
+        state.trimmer.request()  # the session's memory is free: give it back to the OS
+
+
+def origin_allowed(headers: Any, allowed: list[str]) -> bool:
+    """A browser's ``Origin`` must be this server's own (same host as ``Host``) or listed;
+    clients that send no Origin (not browsers) pass: the token protects them."""
+    origin = headers.get("origin")
+    if origin is None or "*" in allowed:
+        return True
+    origin = origin.strip().rstrip("/")
+    if origin in (a.rstrip("/") for a in allowed):
+        return True
+    _scheme, sep, netloc = origin.partition("://")
+    host = headers.get("host", "")
+    return bool(sep and host) and netloc.lower() == host.strip().lower()
 
 
 def _session_settings(config: ServerConfig, engines: Any, query: Any) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -72,6 +76,27 @@ class ServerMetrics:
             "Share of prompt tokens found in the prefix cache (0-1; vLLM only).",
             registry=r,
         )
+        self.asyncio_tasks = Gauge(
+            "airvoice_asyncio_tasks", "Tasks alive in the server's event loop.", registry=r
+        )
+        self.threads = Gauge(
+            "airvoice_threads", "Threads of the process (native ones too).", registry=r
+        )
+        self.open_fds = Gauge(
+            "airvoice_open_file_descriptors", "File descriptors open in the process.", registry=r
+        )
+        self.connections = Gauge(
+            "airvoice_open_connections", "HTTP and WebSocket connections open.", registry=r
+        )
+
+    def sample_process(self, connections: Any = None) -> None:
+        """Set the task, thread, descriptor and connection gauges (at each scrape)."""
+        self.asyncio_tasks.set(len(asyncio.all_tasks()))
+        self.threads.set(_os_threads() or threading.active_count())
+        with contextlib.suppress(OSError):  # not Linux
+            self.open_fds.set(len(os.listdir("/proc/self/fd")))
+        if connections is not None:
+            self.connections.set(connections.total)
 
     def observe_engine(self, health: dict[str, Any]) -> None:
         """Copy the engine's ``/health`` block into the gauges (NaN where it has no value)."""
@@ -86,6 +111,18 @@ class ServerMetrics:
         self.turns.inc()
         if stats.time_to_first_token is not None:
             self.time_to_first_token.observe(stats.time_to_first_token)
+
+
+def _os_threads() -> int | None:
+    """Threads of this process as the OS counts them (native pools included), on Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 class TurnLatencyObserver(BaseObserver):

@@ -63,14 +63,25 @@ class AirvoiceServer(uvicorn.Server):
 
 
 def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> uvicorn.Config:
-    """uvicorn settings for airvoice: pings every 20 s, bounded messages, TLS if given."""
+    """uvicorn settings for airvoice: pings every 20 s, bounded messages and request heads,
+    a handshake deadline and a cap per client address, TLS if given, token-free logs."""
+    from airvoice.server.connections import (
+        ConnectionGuard,
+        GuardedH11Protocol,
+        GuardedWebSocketProtocol,
+    )
+    from airvoice.server.logs import ScrubFilter, install_filter
+
     options: dict[str, object] = {
         "host": config.host,
         "port": config.port,
-        "ws": "websockets-sansio",
+        "http": GuardedH11Protocol,
+        "ws": GuardedWebSocketProtocol,
         "ws_ping_interval": config.ping_interval_seconds,
         "ws_ping_timeout": config.ping_interval_seconds,
         "ws_max_size": config.max_message_bytes,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        "timeout_keep_alive": 5,
         "log_level": config.log_level,
         "ssl_certfile": config.ssl_certfile,
         "ssl_keyfile": config.ssl_keyfile,
@@ -78,7 +89,15 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "lifespan": "on",
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    result = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    guard = ConnectionGuard(config.max_connections_per_address, config.handshake_timeout_seconds)
+    result.airvoice_guard = guard  # type: ignore[attr-defined]
+    state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
+    if state is not None:
+        state.connections = guard
+    # uvicorn's loggers print each request line with its query string (?token=...).
+    install_filter(ScrubFilter(state.token if state is not None else None))
+    return result
 
 
 @contextlib.asynccontextmanager
