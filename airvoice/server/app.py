@@ -102,6 +102,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             "sessions": state.slots.active,
             "max_sessions": state.slots.limit,
         }
+        if state.engines is not None:
+            body["engine"] = engine_health(state.engines)
         if state.engines is None:
             reason = state.load_error or "the models are still loading"
             return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
@@ -116,6 +118,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
     async def metrics() -> Response:
         state.metrics.active_sessions.set(state.slots.active)
         state.metrics.sample_process(state.connections)
+        if state.engines is not None:
+            state.metrics.observe_engine(engine_health(state.engines))
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_web_client(app)  # / and /static/<file>
@@ -125,6 +129,12 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
         await _serve_session(state, websocket)
 
     return app
+
+
+def engine_health(engines: Any) -> dict[str, Any]:
+    """The Ultravox engine's load: name, KV cache usage (0-1), running and waiting requests,
+    prefix-cache hit rate (None where the engine has no such thing)."""
+    return engines.ultravox.health()
 
 
 async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reason: str) -> None:

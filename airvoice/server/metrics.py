@@ -60,6 +60,22 @@ class ServerMetrics:
             registry=r,
         )
 
+        self.engine_kv_cache_usage = Gauge(
+            "airvoice_engine_kv_cache_usage",
+            "Share of the Ultravox engine's KV cache in use (0-1; vLLM only).",
+            registry=r,
+        )
+        self.engine_running = Gauge(
+            "airvoice_engine_running_requests", "Replies being generated.", registry=r
+        )
+        self.engine_waiting = Gauge(
+            "airvoice_engine_waiting_requests", "Replies waiting for the engine.", registry=r
+        )
+        self.engine_prefix_cache_hit_rate = Gauge(
+            "airvoice_engine_prefix_cache_hit_rate",
+            "Share of prompt tokens found in the prefix cache (0-1; vLLM only).",
+            registry=r,
+        )
         self.asyncio_tasks = Gauge(
             "airvoice_asyncio_tasks", "Tasks alive in the server's event loop.", registry=r
         )
@@ -81,6 +97,15 @@ class ServerMetrics:
             self.open_fds.set(len(os.listdir("/proc/self/fd")))
         if connections is not None:
             self.connections.set(connections.total)
+
+    def observe_engine(self, health: dict[str, Any]) -> None:
+        """Copy the engine's ``/health`` block into the gauges (NaN where it has no value)."""
+        nan = float("nan")
+        kv, hits = health.get("kv_cache_usage"), health.get("prefix_cache_hit_rate")
+        self.engine_kv_cache_usage.set(nan if kv is None else kv)
+        self.engine_running.set(health.get("running", 0))
+        self.engine_waiting.set(health.get("waiting", 0))
+        self.engine_prefix_cache_hit_rate.set(nan if hits is None else hits)
 
     async def observe_reply(self, stats: ReplyStats) -> None:
         self.turns.inc()
