@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 DeviceName = Literal["auto", "cpu", "cuda"]
+EngineName = Literal["auto", "vllm", "torch"]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -43,6 +44,50 @@ def resolve_dtype(device: torch.device, name: str = "auto") -> torch.dtype:
     return dtypes[name]
 
 
+def vllm_installed() -> bool:
+    """Whether vLLM can be imported here (the ``vllm`` extra), without importing it."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def resolve_engine(name: str = "auto", device: str = "auto") -> Literal["vllm", "torch"]:
+    """The Ultravox backend: ``auto`` picks vLLM when CUDA and vLLM are both present."""
+    if name == "torch":
+        return "torch"
+    if name == "vllm":
+        if not vllm_installed():
+            raise RuntimeError(
+                "--engine vllm was asked for but vLLM is not installed; install it with "
+                "pip install 'airvoice[vllm]', or use --engine torch"
+            )
+        return "vllm"
+    if name != "auto":
+        raise ValueError(f"unknown engine {name!r}; choose one of: auto, vllm, torch")
+    if device == "cpu" or not vllm_installed() or resolve_device(device).type != "cuda":
+        return "torch"
+    try:
+        import vllm  # noqa: F401 (an install that cannot load falls back to torch)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("vLLM does not load (%s): using --engine torch", exc)
+        return "torch"
+    return "vllm"
+
+
+FP8_MIN_CAPABILITY = (8, 9)
+"""FP8 tensor cores: Ada (L4, L40S, RTX 4090) and newer."""
+
+
+def use_fp8(capability: tuple[int, int] | None, weight_bytes: int, total_memory: int) -> bool:
+    """FP8 weights and KV cache for vLLM: on a GPU with FP8 when the bf16 weights would take
+    more than half its memory (the 8B preset on a 24 GB L4), leaving the rest to the KV cache."""
+    if capability is None or capability < FP8_MIN_CAPABILITY:
+        return False
+    return weight_bytes * 2 > total_memory
+
+
 DEFAULT_ULTRAVOX = "fixie-ai/ultravox-v0_5-llama-3_1-8b"
 DEFAULT_KOKORO = "hexgrad/Kokoro-82M"
 
@@ -70,6 +115,16 @@ class ServerConfig(BaseSettings):
     system_prompt: str | None = None
     device: DeviceName = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    engine: EngineName = "auto"
+    """Ultravox backend: ``vllm`` (batched, for GPUs), ``torch`` (our own loop), or ``auto``."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs the vLLM engine splits the model over."""
+    max_model_len: int = Field(8192, ge=256)
+    """Longest conversation in tokens (vLLM sizes its KV cache and profiling by it)."""
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=0.98)
+    """Share of GPU memory vLLM may take; the rest is Kokoro's and the CUDA context's."""
+    quantization: Literal["auto", "none", "fp8"] = "auto"
+    """vLLM weights and KV cache: ``auto`` is FP8 on Ada or newer when the weights are large."""
     max_new_tokens: int = Field(256, ge=1)
     tensor_parallel_size: int = Field(1, ge=1)
     """GPUs the language model is split over (vLLM tensor parallelism; one pod's GPUs)."""
@@ -98,3 +153,17 @@ class ServerConfig(BaseSettings):
     smart_turn: bool = True
     smart_turn_max_silence_seconds: float = Field(3.0, gt=0)
     silence_timeout_seconds: float = Field(0.6, gt=0)
+    handshake_timeout_seconds: float = Field(5.0, gt=0)
+    """An HTTP request or WebSocket handshake not fully received in this time is closed."""
+    max_connections_per_address: int = Field(16, ge=1)
+    """Open connections one client address may hold; the next is closed at once."""
+    client_ready_timeout_seconds: float = Field(10.0, gt=0)
+    """A session that has not sent RTVI ``client-ready`` in this time is closed (4408)."""
+    session_idle_minutes: float = Field(10.0, gt=0)
+    """A session that sends no audio and no message for this long is closed (4408)."""
+    max_input_backlog_seconds: float = Field(5.0, gt=0)
+    """Audio a client may send ahead of real time; beyond it, audio is dropped with an error."""
+    allowed_origins: list[str] = []
+    """Origins whose browser pages may open /ws, beside the server's own (e.g.
+    ``https://app.example.com``); ``*`` allows any. Clients that send no Origin (not browsers)
+    are not affected."""

@@ -19,6 +19,10 @@ INPUT_SAMPLE_RATE = 16_000
 """The server hears 16 kHz mono PCM16."""
 OUTPUT_SAMPLE_RATE = 24_000
 """The server speaks 24 kHz mono PCM16."""
+INTERRUPTION_FRAME_FEATURE = "interruption-frame"
+"""Declared in ``client-ready`` (``about.features``) by clients that decode the protobuf
+``interruption`` frame; the server sends it only to them (the official Pipecat JS client
+cannot decode it and learns of barge-ins from RTVI ``bot-interrupted``)."""
 
 # Field numbers of frames.proto.
 _TEXT, _AUDIO, _TRANSCRIPTION, _MESSAGE, _INTERRUPTION = 1, 2, 3, 4, 5
@@ -213,9 +217,13 @@ def rtvi(kind: str, data: dict[str, Any] | None = None, msg_id: str | None = Non
     return MessageFrame(message)
 
 
-def client_ready(library: str = "airvoice") -> MessageFrame:
-    """The first message a client sends; the server answers ``bot-ready``."""
-    return rtvi("client-ready", {"version": RTVI_VERSION, "about": {"library": library}})
+def client_ready(
+    library: str = "airvoice", features: tuple[str, ...] = (INTERRUPTION_FRAME_FEATURE,)
+) -> MessageFrame:
+    """The first message a client sends; the server answers ``bot-ready``. ``features`` says
+    what this client understands beyond RTVI (by default: the ``interruption`` frame)."""
+    about = {"library": library, "features": list(features)}
+    return rtvi("client-ready", {"version": RTVI_VERSION, "about": about})
 
 
 def rtvi_type(frame: Frame) -> str | None:

@@ -85,8 +85,11 @@ def test_hadolint_really_checks(tmp_path):
     assert done.returncode != 0 and "DL3007" in done.stdout
 
 
+ENTRYPOINT_SCRIPT = ROOT / "infra" / "docker" / "entrypoint.sh"
+
+
 def test_image_runs_airvoice_non_root_offline_with_a_health_check():
-    assert exec_form("ENTRYPOINT") == ["airvoice"]
+    assert exec_form("ENTRYPOINT") == ["airvoice-entrypoint"]
     assert exec_form("CMD") == ["serve"]
     env = image_env()
     assert env["HF_HOME"] == specs.HF_HOME
@@ -94,13 +97,27 @@ def test_image_runs_airvoice_non_root_offline_with_a_health_check():
     assert env["AIRVOICE_HOST"] == "0.0.0.0"
     assert env["AIRVOICE_PORT"] == str(specs.SERVER_PORT)
     steps = final_stage()
-    user = [rest for word, rest in steps if word == "USER"]
-    assert user and not user[-1].startswith(("root", "0")), user
+    # The container starts as root (a RunPod volume is root's) and the entrypoint drops to the
+    # airvoice user for good (tests/test_image.py runs it); no USER may switch that off.
+    assert not [rest for word, rest in steps if word == "USER"]
+    script = ENTRYPOINT_SCRIPT.read_text()
+    assert 'setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs' in script
+    assert script.rstrip().endswith('exec airvoice "$@"')
     assert ("EXPOSE", str(specs.SERVER_PORT)) in steps
     health = [rest for word, rest in steps if word == "HEALTHCHECK"]
     assert health and "healthcheck.py" in health[0]
-    # The spaCy model is installed at build time (misaki would download it at run time).
-    assert any("en_core_web_sm" in rest for word, rest in instructions() if word == "RUN")
+    # The spaCy model is installed at build time (misaki would download it at run time): the
+    # official en_core_web_sm by default, and the image checks that it loads.
+    spacy_arg = [rest for word, rest in instructions() if word == "ARG" and "SPACY_MODEL" in rest]
+    assert spacy_arg and "en_core_web_sm" in spacy_arg[0]
+    assert any("find_spacy_model" in rest for word, rest in final_stage() if word == "RUN")
+
+
+def test_shellcheck_finds_nothing_in_the_image_scripts():
+    scripts = sorted(str(p) for p in (ROOT / "infra" / "docker").glob("*.sh"))
+    assert len(scripts) >= 3
+    done = run_tool(tool("shellcheck"), "--severity=style", *scripts)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_every_copied_path_is_in_the_build_context():
@@ -112,7 +129,8 @@ def test_every_copied_path_is_in_the_build_context():
     for word, rest in instructions():
         if word != "COPY" or rest.startswith("--from"):
             continue
-        for source in shlex.split(rest)[:-1]:
+        words = [w for w in shlex.split(rest) if not w.startswith("--")]
+        for source in words[:-1]:
             assert (ROOT / source).exists(), source
             assert any(source == a or source.startswith(f"{a}/") for a in allowed), source
 
@@ -132,8 +150,10 @@ def _resolve(argv: list[str]):
 
 def _pod_argv(args: str) -> list[str]:
     """RunPod passes ``args`` to the image's entrypoint (OpenAPI: "Arguments passed to the
-    container entrypoint"); without args the image's CMD runs."""
-    return exec_form("ENTRYPOINT") + (shlex.split(args) if args else exec_form("CMD"))
+    container entrypoint"); without args the image's CMD runs. The entrypoint script runs
+    ``airvoice`` with them."""
+    assert exec_form("ENTRYPOINT") == ["airvoice-entrypoint"]
+    return ["airvoice", *(shlex.split(args) if args else exec_form("CMD"))]
 
 
 SETTINGS = specs.ServerSettings("t", "ultravox-8b", "fixie-ai/ultravox-v0_5-llama-3_1-8b", "a", 30)
@@ -207,6 +227,9 @@ def test_ci_workflow_runs_the_projects_ci_script_and_image_workflow_pushes_on_ta
     assert "bash .ci/run" in ci and "push" in ci
     image = (ROOT / ".github" / "workflows" / "image.yml").read_text()
     assert 'tags: ["v*"]' in image and "ghcr.io" in image and "push: true" in image
+    # After the push: the image must be pullable with no credentials (a new package is private).
+    check = image.split("push: true", 1)[1]
+    assert "docker logout ghcr.io" in check and "imagetools inspect" in check
 
 
 def test_shellcheck_finds_nothing_in_the_example_script():
@@ -231,7 +254,7 @@ def test_docs_build_strictly_with_no_network(tmp_path):
     api = (site / "api" / "index.html").read_text()
     for name in (
         "airvoice.client.client.VoiceClient",
-        "airvoice.engines.ultravox.engine.UltravoxEngine",
+        "airvoice.engines.ultravox.backends.torch_engine.UltravoxEngine",
         "airvoice.engines.kokoro.engine.KokoroEngine",
         "airvoice.pipeline.builder.build_pipeline",
         "airvoice.config.ServerConfig",
@@ -290,6 +313,7 @@ def test_every_airvoice_variable_in_the_docs_exists():
         "AIRVOICE_PREFETCH_GRACE_SECONDS",
         "AIRVOICE_ROLE",
         "AIRVOICE_DISPATCH_REPLICAS",
+        "AIRVOICE_RUNPOD_OPENAPI",
     }
     source = "".join(p.read_text() for p in (ROOT / "airvoice").rglob("*.py"))
     assert all(var in source for var in extra)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Annotated
@@ -66,6 +65,14 @@ def serve(
     device: Annotated[
         str | None,
         typer.Option(help="auto (CUDA if present), cuda or cpu.", rich_help_panel=_PANEL_MODELS),
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Ultravox engine: vllm (batched, GPU), torch, or auto (vllm on CUDA when "
+            "installed).",
+            rich_help_panel=_PANEL_MODELS,
+        ),
     ] = None,
     voice: Annotated[
         str | None,
@@ -216,6 +223,7 @@ def serve(
         "kokoro_voices": kokoro_voices,
         "cache_dir": cache_dir,
         "device": device,
+        "engine": engine,
         "voice": voice,
         "speed": speed,
         "system_prompt": system_prompt,
@@ -246,9 +254,9 @@ def serve(
             "[red]--ssl-certfile and --ssl-keyfile go together: give both or neither.[/red]"
         )
         raise typer.Exit(2)
-    logging.basicConfig(
-        level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
+    from airvoice.server.logs import configure_logging
+
+    configure_logging(config.log_level, config.token.get_secret_value() if config.token else None)
     gpu_problem = _gpu_count_problem(config.tensor_parallel_size)
     if gpu_problem is not None:
         console.print(f"[red]{gpu_problem}[/red]")
@@ -278,6 +286,7 @@ def serve(
 
     app = create_app(config, engines)
     state = app.state.airvoice
+    configure_logging(config.log_level, state.token)  # the generated token is secret too
     scheme = "wss" if config.ssl_certfile else "ws"
     shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     console.print(f"airvoice is listening on {scheme}://{shown_host}:{config.port}/ws")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,8 @@ EVENTS = (
 )
 VOICED_RMS = 500.0  # int16 RMS above which a mic frame counts as voiced (about -36 dBFS)
 
+_QUERY_TOKEN = re.compile(r"([?&]token=)[^&#\s]*", re.I)
+
 
 @dataclass
 class Reply:
@@ -93,8 +96,9 @@ class VoiceClient:
     ) -> None:
         scheme = urlsplit(url).scheme
         if scheme not in ("ws", "wss", "http", "https"):
+            shown = _QUERY_TOKEN.sub(r"\1***", url)  # a URL is never printed with its token
             raise ClientError(
-                f"{url!r} is neither a server (wss://host/ws) nor a dispatcher "
+                f"{shown!r} is neither a server (wss://host/ws) nor a dispatcher "
                 "(https://host/connect) URL"
             )
         self.dispatcher = dispatcher_connect_url(url) if scheme in ("http", "https") else None

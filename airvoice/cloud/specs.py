@@ -147,6 +147,7 @@ class ServerSettings:
     """GPUs in the pod; the language model is split over them (tensor parallelism)."""
     dispatch_secret: str | None = None
     """Shared with the dispatcher, whose signed session tokens the replica then accepts."""
+    engine: str = "auto"
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -160,6 +161,7 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         "AIRVOICE_PRESET": settings.preset,
         "AIRVOICE_ULTRAVOX": settings.ultravox_repo,
         "AIRVOICE_VOICE": settings.voice,
+        "AIRVOICE_ENGINE": settings.engine,
         "AIRVOICE_HOST": "0.0.0.0",
         "AIRVOICE_PORT": str(SERVER_PORT),
         "AIRVOICE_DEVICE": "cuda",

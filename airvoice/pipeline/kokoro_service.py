@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    Frame,
+    InterruptionFrame,
+    TTSAudioRawFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.settings import TTSSettings
 from pipecat.services.tts_service import TTSService
 
@@ -31,6 +39,7 @@ class KokoroTTSService(TTSService):
         self.engine = engine
         self.voice = voice
         self.speed = check_speed(speed)
+        self._streams: set[Any] = set()
 
     def can_generate_metrics(self) -> bool:
         return True
@@ -41,12 +50,39 @@ class KokoroTTSService(TTSService):
         except AirvoiceError as exc:
             yield ErrorFrame(error=f"could not speak that sentence: {exc}")
             return
+        self._streams.add(stream)
         await self.start_tts_usage_metrics(text)
         try:
             async for pcm in stream:
                 await self.stop_ttfb_metrics()
                 yield TTSAudioRawFrame(pcm, self.engine.sample_rate, 1, context_id=context_id)
         finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
+            self._streams.discard(stream)
+            _stop(stream)
+
+    @property
+    def active_streams(self) -> int:
+        """Sentences being synthesized right now for this session."""
+        return len(self._streams)
+
+    def stop_synthesis(self) -> None:
+        """Abort every sentence in progress (barge-in, session end): the worker threads stop
+        at once instead of finishing audio nobody will hear."""
+        for stream in list(self._streams):
+            _stop(stream)
+        self._streams.clear()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, (InterruptionFrame, CancelFrame, EndFrame)):
+            self.stop_synthesis()
+        await super().process_frame(frame, direction)
+
+    async def cleanup(self) -> None:
+        self.stop_synthesis()
+        await super().cleanup()
+
+
+def _stop(stream: Any) -> None:
+    stop = getattr(stream, "stop", None)
+    if stop is not None:
+        stop()

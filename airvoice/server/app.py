@@ -24,6 +24,7 @@ from airvoice.server.auth import (
     refusal,
     token_matches,
 )
+from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
 from airvoice.server.web import add_web_client
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 TRY_AGAIN_LATER = 1013
 BAD_SETTINGS_CLOSE_CODE = 4400
+FORBIDDEN_ORIGIN_CLOSE_CODE = 4003
+SLOT_WAIT_SECONDS = 1.0
+"""A full server waits this long for a leaving client's slot before it answers 1008."""
 
 
 @dataclass
@@ -51,6 +55,9 @@ class ServerState:
     exit_when_drained: bool = False
     replica: str = ""
     session_tokens: SessionTokenChecker | None = None
+    connections: Any = None
+    """The ``ConnectionGuard`` of the uvicorn server running the app, once there is one."""
+    trimmer: MemoryTrimmer = field(default_factory=MemoryTrimmer)
     request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
@@ -89,6 +96,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             except Exception as exc:
                 state.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("could not load the models: %s", state.load_error)
+        freeze_startup_objects()  # later collections walk only what sessions make
+        state.trimmer.start()
         watchers = [asyncio.create_task(_exit_when_drained(state))]
         if config.idle_shutdown_minutes:
             minutes = config.idle_shutdown_minutes
@@ -100,6 +109,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
                 watcher.cancel()
             if state.sessions:
                 await state.drain()
+            await state.trimmer.stop()
 
     app = FastAPI(title="airvoice", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.airvoice = state
@@ -113,6 +123,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             "draining": state.draining,
             "replica": state.replica,
         }
+        if state.engines is not None:
+            body["engine"] = engine_health(state.engines)
         if state.engines is None:
             reason = state.load_error or "the models are still loading"
             return JSONResponse({"status": "unavailable", "reason": reason, **body}, 503)
@@ -143,6 +155,9 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
     @app.get("/metrics")
     async def metrics() -> Response:
         state.metrics.active_sessions.set(state.slots.active)
+        state.metrics.sample_process(state.connections)
+        if state.engines is not None:
+            state.metrics.observe_engine(engine_health(state.engines))
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     add_web_client(app)  # / and /static/<file>
@@ -154,17 +169,28 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
     return app
 
 
+def engine_health(engines: Any) -> dict[str, Any]:
+    """The Ultravox engine's load: name, KV cache usage (0-1), running and waiting requests,
+    prefix-cache hit rate (None where the engine has no such thing)."""
+    return engines.ultravox.health()
+
+
 async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reason: str) -> None:
     await websocket.accept(subprotocol=subprotocol)
     await websocket.close(code, reason)
 
 
 async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
-    from airvoice.server.session import Session
+    from airvoice.server.session import Session, SessionLimits
 
     offered = list(websocket.scope.get("subprotocols") or [])
     creds = credentials_from(websocket.headers, websocket.query_params, offered)
     metrics = state.metrics
+    if not origin_allowed(websocket.headers, state.config.allowed_origins):
+        metrics.refused.labels("origin").inc()
+        reason = "this page's origin may not connect (see the allowed_origins setting)"
+        await _refuse(websocket, creds.subprotocol, FORBIDDEN_ORIGIN_CLOSE_CODE, reason)
+        return
     refused = refusal(creds.token, state.token, state.session_tokens)
     if refused is not None:
         metrics.refused.labels("token").inc()
@@ -186,22 +212,44 @@ async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
         metrics.refused.labels("settings").inc()
         await _refuse(websocket, creds.subprotocol, BAD_SETTINGS_CLOSE_CODE, str(exc)[:120])
         return
-    if not state.slots.try_acquire():
+    lease = await state.slots.lease(SLOT_WAIT_SECONDS)
+    if lease is None:
         metrics.refused.labels("full").inc()
         reason = f"server full: {state.slots.limit} sessions open; try again later"
         await _refuse(websocket, creds.subprotocol, FULL_CLOSE_CODE, reason)
         return
     session = None
+    config = state.config
+    limits = SessionLimits(
+        client_ready_seconds=config.client_ready_timeout_seconds,
+        idle_seconds=60 * config.session_idle_minutes,
+        max_backlog_seconds=config.max_input_backlog_seconds,
+    )
     try:
         metrics.sessions.inc()
         await websocket.accept(subprotocol=creds.subprotocol)
-        session = Session(websocket, state.engines, settings, metrics)
+        session = Session(websocket, state.engines, settings, metrics, limits, lease.release)
         state.sessions.add(session)
         await session.run()
     finally:
+        lease.release()
         if session is not None:
             state.sessions.discard(session)
-        state.slots.release()
+        state.trimmer.request()  # the session's memory is free: give it back to the OS
+
+
+def origin_allowed(headers: Any, allowed: list[str]) -> bool:
+    """A browser's ``Origin`` must be this server's own (same host as ``Host``) or listed;
+    clients that send no Origin (not browsers) pass: the token protects them."""
+    origin = headers.get("origin")
+    if origin is None or "*" in allowed:
+        return True
+    origin = origin.strip().rstrip("/")
+    if origin in (a.rstrip("/") for a in allowed):
+        return True
+    _scheme, sep, netloc = origin.partition("://")
+    host = headers.get("host", "")
+    return bool(sep and host) and netloc.lower() == host.strip().lower()
 
 
 def _session_settings(config: ServerConfig, engines: Any, query: Any) -> Any:

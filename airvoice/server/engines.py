@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from airvoice.config import ServerConfig
+from airvoice.config import ServerConfig, resolve_engine
 from airvoice.errors import AirvoiceError
 
 
@@ -89,6 +89,7 @@ def load_engines(config: ServerConfig):  # noqa: ANN201 (Engines imports pipecat
     os.environ["HF_HUB_OFFLINE"] = "1"
     from airvoice.engines.kokoro import KokoroEngine
     from airvoice.engines.ultravox import UltravoxEngine
+    from airvoice.engines.ultravox.loading import check_files, locate_files
     from airvoice.pipeline import Engines
 
     generation = {
@@ -97,15 +98,28 @@ def load_engines(config: ServerConfig):  # noqa: ANN201 (Engines imports pipecat
         "top_p": config.top_p,
         "repetition_penalty": config.repetition_penalty,
     }
-    ultravox = UltravoxEngine.load(
-        config.ultravox,
-        config.text_model,
-        config.audio_model,
-        cache_dir=config.cache_dir,
-        device=config.device,
-        dtype=config.dtype,
-        generation={k: v for k, v in generation.items() if v is not None},
-    )
+    generation = {k: v for k, v in generation.items() if v is not None}
+    if resolve_engine(config.engine, config.device) == "vllm":
+        from airvoice.engines.ultravox.backends.vllm_engine import VllmSizing, VllmUltravoxEngine
+
+        refs = (config.ultravox, config.text_model, config.audio_model)
+        files = locate_files(*refs, config.cache_dir)
+        ultravox = VllmUltravoxEngine.load(
+            *refs,
+            cache_dir=config.cache_dir,
+            sizing=VllmSizing.for_device(config, files, check_files(files)),
+            generation=generation,
+        )
+    else:
+        ultravox = UltravoxEngine.load(
+            config.ultravox,
+            config.text_model,
+            config.audio_model,
+            cache_dir=config.cache_dir,
+            device=config.device,
+            dtype=config.dtype,
+            generation=generation,
+        )
     kokoro = KokoroEngine(
         kokoro_path(config),
         config.kokoro_voices,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,10 +60,69 @@ class ServerMetrics:
             registry=r,
         )
 
+        self.engine_kv_cache_usage = Gauge(
+            "airvoice_engine_kv_cache_usage",
+            "Share of the Ultravox engine's KV cache in use (0-1; vLLM only).",
+            registry=r,
+        )
+        self.engine_running = Gauge(
+            "airvoice_engine_running_requests", "Replies being generated.", registry=r
+        )
+        self.engine_waiting = Gauge(
+            "airvoice_engine_waiting_requests", "Replies waiting for the engine.", registry=r
+        )
+        self.engine_prefix_cache_hit_rate = Gauge(
+            "airvoice_engine_prefix_cache_hit_rate",
+            "Share of prompt tokens found in the prefix cache (0-1; vLLM only).",
+            registry=r,
+        )
+        self.asyncio_tasks = Gauge(
+            "airvoice_asyncio_tasks", "Tasks alive in the server's event loop.", registry=r
+        )
+        self.threads = Gauge(
+            "airvoice_threads", "Threads of the process (native ones too).", registry=r
+        )
+        self.open_fds = Gauge(
+            "airvoice_open_file_descriptors", "File descriptors open in the process.", registry=r
+        )
+        self.connections = Gauge(
+            "airvoice_open_connections", "HTTP and WebSocket connections open.", registry=r
+        )
+
+    def sample_process(self, connections: Any = None) -> None:
+        """Set the task, thread, descriptor and connection gauges (at each scrape)."""
+        self.asyncio_tasks.set(len(asyncio.all_tasks()))
+        self.threads.set(_os_threads() or threading.active_count())
+        with contextlib.suppress(OSError):  # not Linux
+            self.open_fds.set(len(os.listdir("/proc/self/fd")))
+        if connections is not None:
+            self.connections.set(connections.total)
+
+    def observe_engine(self, health: dict[str, Any]) -> None:
+        """Copy the engine's ``/health`` block into the gauges (NaN where it has no value)."""
+        nan = float("nan")
+        kv, hits = health.get("kv_cache_usage"), health.get("prefix_cache_hit_rate")
+        self.engine_kv_cache_usage.set(nan if kv is None else kv)
+        self.engine_running.set(health.get("running", 0))
+        self.engine_waiting.set(health.get("waiting", 0))
+        self.engine_prefix_cache_hit_rate.set(nan if hits is None else hits)
+
     async def observe_reply(self, stats: ReplyStats) -> None:
         self.turns.inc()
         if stats.time_to_first_token is not None:
             self.time_to_first_token.observe(stats.time_to_first_token)
+
+
+def _os_threads() -> int | None:
+    """Threads of this process as the OS counts them (native pools included), on Linux."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
 
 
 class TurnLatencyObserver(BaseObserver):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -63,40 +62,26 @@ class AirvoiceServer(uvicorn.Server):
         self.should_exit = True
 
 
-_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
-
-
-class RedactTokens(logging.Filter):
-    """Hide ``token=`` query values in uvicorn's lines (it logs each WebSocket's path and query,
-    and Pipecat's web transport sends its token as ``?token=``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = _TOKEN_IN_QUERY.sub(r"\1***", record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _TOKEN_IN_QUERY.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
-        return True
-
-
-def redact_uvicorn_logs() -> None:
-    """Put ``RedactTokens`` on uvicorn's loggers (once)."""
-    for name in ("uvicorn.error", "uvicorn.access"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
-
-
 def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> uvicorn.Config:
-    """uvicorn settings for airvoice: pings every 20 s, bounded messages, TLS if given."""
+    """uvicorn settings for airvoice: pings every 20 s, bounded messages and request heads,
+    a handshake deadline and a cap per client address, TLS if given, token-free logs."""
+    from airvoice.server.connections import (
+        ConnectionGuard,
+        GuardedH11Protocol,
+        GuardedWebSocketProtocol,
+    )
+    from airvoice.server.logs import ScrubFilter, install_filter
+
     options: dict[str, object] = {
         "host": config.host,
         "port": config.port,
-        "ws": "websockets-sansio",
+        "http": GuardedH11Protocol,
+        "ws": GuardedWebSocketProtocol,
         "ws_ping_interval": config.ping_interval_seconds,
         "ws_ping_timeout": config.ping_interval_seconds,
         "ws_max_size": config.max_message_bytes,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        "timeout_keep_alive": 5,
         "log_level": config.log_level,
         "ssl_certfile": config.ssl_certfile,
         "ssl_keyfile": config.ssl_keyfile,
@@ -104,9 +89,15 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "lifespan": "on",
     }
     options.update(overrides)
-    uv_config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
-    redact_uvicorn_logs()  # after uvicorn configured its logging
-    return uv_config
+    result = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    guard = ConnectionGuard(config.max_connections_per_address, config.handshake_timeout_seconds)
+    result.airvoice_guard = guard  # type: ignore[attr-defined]
+    state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
+    if state is not None:
+        state.connections = guard
+    # uvicorn's loggers print each request line with its query string (?token=...).
+    install_filter(ScrubFilter(state.token if state is not None else None))
+    return result
 
 
 @contextlib.asynccontextmanager

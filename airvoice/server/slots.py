@@ -1,4 +1,8 @@
-"""Session slots: at most N live sessions; the next one is refused with close code 1008."""
+"""Session slots: at most N live sessions; the next one is refused with close code 1008.
+
+A slot is held by a ``SlotLease``, given back when the client's socket closes (the session's
+pipeline may still be tearing down), so that a client that leaves never blocks the next.
+"""
 
 from __future__ import annotations
 
@@ -54,3 +58,30 @@ class SessionSlots:
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def lease(self, wait_seconds: float = 0.0) -> SlotLease | None:
+        """A slot, waiting up to ``wait_seconds`` for one to be given back; None if none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while not self.try_acquire():
+            left = deadline - loop.time()
+            if left <= 0:
+                return None
+            await self.wait_changed(left)
+        return SlotLease(self)
+
+
+class SlotLease:
+    """One taken slot; ``release()`` gives it back once, however often it is called."""
+
+    def __init__(self, slots: SessionSlots) -> None:
+        self._slots: SessionSlots | None = slots
+
+    @property
+    def held(self) -> bool:
+        return self._slots is not None
+
+    def release(self) -> None:
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.release()

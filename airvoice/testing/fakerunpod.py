@@ -496,7 +496,8 @@ class FakeRunPod:
         else:
             body["gpu"] = {"id": "NVIDIA L4", "count": 1}
         with self._lock:
-            pod = self._new_pod(body, "EU-RO-1", now - 10)
+            # On a host whose driver runs the image, as a pod that is already RUNNING must be.
+            pod = self._new_pod(body, "EU-RO-1", now - 10, self.image_cuda or "12.8")
             return str(pod.data["id"])
 
     def bodies(self, operation: str) -> list[Any]:

@@ -43,15 +43,18 @@ def ws_url(server: Any, token: str | None = TOKEN, **query: Any) -> str:
     return f"ws://127.0.0.1:{bound_port(server)}/ws{suffix}"
 
 
-def build_offline_engines(root: Path, max_new_tokens: int = 10) -> Any:
-    """``Engines`` with a tiny random Ultravox and the real int8 Kokoro-82M (ONNX)."""
+def build_offline_engines(root: Path, max_new_tokens: int = 10, engine: str = "torch") -> Any:
+    """``Engines`` with a tiny random Ultravox and the real int8 Kokoro-82M (ONNX).
+
+    ``engine="vllm"`` serves the tiny Ultravox (head size 32, which vLLM's CPU attention needs)
+    with the vLLM engine, sized as ``airvoice serve --engine vllm --device cpu`` sizes it.
+    """
     from airvoice.engines.kokoro import KokoroEngine
     from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
     from airvoice.pipeline import Engines
     from airvoice.testing.kokoro import build_kokoro_onnx
     from airvoice.testing.ultravox import build_tiny_ultravox
 
-    tiny = build_tiny_ultravox(root / "ultravox")
     # Random models end early at random; a fixed length gives Kokoro something to say.
     settings = GenerationSettings(
         temperature=1.0,
@@ -60,9 +63,28 @@ def build_offline_engines(root: Path, max_new_tokens: int = 10) -> Any:
         max_new_tokens=max_new_tokens,
         min_new_tokens=max_new_tokens,
     )
-    ultravox = UltravoxEngine.load(tiny.ultravox_dir, tiny.text_model_dir, settings=settings)
+    if engine == "vllm":
+        tiny = build_tiny_ultravox(root / "ultravox", head_size=32, strong_audio=True)
+        ultravox: Any = load_vllm_engine(tiny.ultravox_dir, tiny.text_model_dir, settings)
+    else:
+        tiny = build_tiny_ultravox(root / "ultravox")
+        ultravox = UltravoxEngine.load(tiny.ultravox_dir, tiny.text_model_dir, settings=settings)
     kokoro = KokoroEngine(build_kokoro_onnx(root / "kokoro"), backend="onnx", device="cpu")
     return Engines(ultravox, kokoro)
+
+
+def load_vllm_engine(ultravox_dir: Path, text_model_dir: Path, settings: Any) -> Any:
+    """The vLLM engine on the CPU, sized as the server sizes it there (fp32, eager, 32-token
+    blocks): engines loaded this way on the same model share one ``AsyncLLM``."""
+    from airvoice.engines.ultravox.backends.vllm_engine import VllmSizing, VllmUltravoxEngine
+    from airvoice.engines.ultravox.loading import check_files, locate_files
+
+    config = offline_server_config(
+        engine="vllm", device="cpu", ultravox=str(ultravox_dir), text_model=str(text_model_dir)
+    )
+    files = locate_files(ultravox_dir, text_model_dir)
+    sizing = VllmSizing.for_device(config, files, check_files(files))
+    return VllmUltravoxEngine.load(ultravox_dir, text_model_dir, sizing=sizing, settings=settings)
 
 
 def spoken(engines: Any, text: str = QUESTION, voice: str = VOICE) -> np.ndarray:

@@ -132,7 +132,9 @@ async def test_disconnect_mid_reply_frees_the_slot(engines, speech16):
         while app.state.airvoice.slots.active or engines.ultravox.pending_replies:
             assert time.perf_counter() - left < 1.0, "slot not freed within 1 s"
             await asyncio.sleep(0.01)
-        assert not app.state.airvoice.sessions
+        while app.state.airvoice.sessions:  # the teardown may finish after the slot is free
+            assert time.perf_counter() - left < 5.0, "session not torn down within 5 s"
+            await asyncio.sleep(0.01)
 
 
 async def test_typed_text_turn_and_reset(engines):

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from airvoice.engines.ultravox import GenerationSettings
+from airvoice.engines.ultravox.backends.torch_engine import sample_token
 from airvoice.engines.ultravox.conversation import AssistantTurn, UserTurn
-from airvoice.engines.ultravox.engine import sample_token
 from airvoice.errors import AudioInputError, ConversationBusyError
 from airvoice.testing.audio import speechlike
 

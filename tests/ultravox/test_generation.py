@@ -11,8 +11,8 @@ from ultravox_reference import reference_audio_embeddings, reference_prompt
 
 from airvoice.config import ServerConfig
 from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
+from airvoice.engines.ultravox.backends.torch_engine import penalize_repetition
 from airvoice.engines.ultravox.chat_template import date_string
-from airvoice.engines.ultravox.engine import penalize_repetition
 from airvoice.testing.audio import speechlike
 from airvoice.testing.ultravox import build_tiny_ultravox
 

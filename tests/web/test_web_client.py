@@ -198,6 +198,8 @@ async def test_the_page_codec_matches_the_python_one(engines, tmp_path):
     ready = protocol.decode(bytes.fromhex(encoded[4]))
     assert protocol.rtvi_type(ready) == "client-ready"
     assert ready.data["data"]["about"]["library"] == "airvoice-web" and ready.data["id"]
+    # The page decodes the interruption frame, and says so (the server sends it only then).
+    assert ready.data["data"]["about"]["features"] == [protocol.INTERRUPTION_FRAME_FEATURE]
     assert bad == ["ProtocolError"] * 4
     assert not log.errors, log.errors
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from airvoice.engines.kokoro.backends import (
     SAMPLE_RATE,
+    Abort,
     BackendName,
     SynthesisBackend,
     load_backend,
@@ -18,12 +21,18 @@ from airvoice.engines.kokoro.backends import (
 from airvoice.engines.kokoro.errors import InvalidSpeedError, ModelFileMissingError
 from airvoice.engines.kokoro.g2p import EnglishG2P
 from airvoice.engines.kokoro.segment import chunk_phonemes, split_sentences
-from airvoice.engines.kokoro.threaded import iterate_in_thread
+from airvoice.engines.kokoro.threaded import ThreadedIterator, iterate_in_thread
 from airvoice.engines.kokoro.vocab import encode, normalize
 from airvoice.engines.kokoro.voices import VOICE_SUFFIXES, VoiceLibrary, VoiceSource, style_for
 
 MIN_SPEED = 0.5
 MAX_SPEED = 2.0
+_WAIT_SECONDS = 0.05
+
+# One limit per loaded model, shared by every engine (and session) that speaks with it.
+_PARALLEL: weakref.WeakKeyDictionary[object, threading.BoundedSemaphore] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class KokoroEngine:
@@ -51,6 +60,7 @@ class KokoroEngine:
         spacy_model: str | None = None,
         first_piece_phonemes: int = 100,
         lookahead: int = 2,
+        max_parallel: int = 2,
     ) -> None:
         """Load (or reuse) the model, the voices and the G2P.
 
@@ -66,6 +76,9 @@ class KokoroEngine:
             first_piece_phonemes: a first sentence longer than this starts with its first
                 clause alone, so the first audio leaves sooner.
             lookahead: pieces synthesized ahead of the consumer while streaming.
+            max_parallel: model calls at once in this process, over every stream of the same
+                model (the first engine built on a model sets it). Each call holds its working
+                memory while it runs; more calls at once do not finish sooner on a busy CPU.
         """
         if isinstance(model, SynthesisBackend):
             self.backend = model
@@ -78,6 +91,12 @@ class KokoroEngine:
         self.g2p = EnglishG2P.shared(british=british, spacy_model=spacy_model)
         self.first_piece_phonemes = first_piece_phonemes
         self.lookahead = lookahead
+        try:
+            self._parallel = _PARALLEL.setdefault(
+                self.backend, threading.BoundedSemaphore(max(1, max_parallel))
+            )
+        except TypeError:  # a backend that cannot be weakly referenced: a limit of its own
+            self._parallel = threading.BoundedSemaphore(max(1, max_parallel))
 
     @property
     def voice_names(self) -> list[str]:
@@ -93,16 +112,22 @@ class KokoroEngine:
 
         One chunk per sentence (a long first sentence starts with its first clause; a sentence
         over 510 phonemes is cut at clauses). Synthesis runs in a worker thread; closing the
-        iterator or cancelling its task stops it within one chunk. Empty text yields nothing.
-        The voice and speed are checked here, before anything runs.
+        iterator, calling its ``stop()`` or cancelling its task stops it at once (an ONNX run
+        in progress is aborted). Empty text yields nothing. The voice and speed are checked
+        here, before anything runs.
         """
         pack = self.voices.get(voice)
         speed = check_speed(speed)
         if not text or text.isspace():
             return _nothing()
-        return iterate_in_thread(
-            lambda: self._pcm_chunks(text, pack, speed), self.lookahead, name="kokoro-tts"
+        abort = Abort()
+        stream: ThreadedIterator[bytes] = iterate_in_thread(
+            lambda: self._pcm_chunks(text, pack, speed, abort),
+            self.lookahead,
+            name="kokoro-tts",
+            on_stop=abort.set,
         )
+        return stream
 
     def synthesize(self, text: str, voice: str, speed: float = 1.0) -> np.ndarray:
         """All of ``text`` at once, in the calling thread: an int16 array at 24 kHz."""
@@ -111,12 +136,33 @@ class KokoroEngine:
         chunks = [np.frombuffer(c, dtype="<i2") for c in self._pcm_chunks(text, pack, speed)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
-    def synthesize_phonemes(self, phonemes: str, pack: np.ndarray, speed: float) -> np.ndarray:
-        """One model call on a phoneme piece (at most 510 symbols): float32 samples."""
+    def synthesize_phonemes(
+        self, phonemes: str, pack: np.ndarray, speed: float, abort: Abort | None = None
+    ) -> np.ndarray:
+        """One model call on a phoneme piece (at most 510 symbols): float32 samples.
+
+        At most ``max_parallel`` calls run at once; with ``abort`` set (now or while waiting or
+        running) it returns no samples at once."""
         tokens = encode(phonemes)
         if not tokens:
             return np.zeros(0, dtype=np.float32)
-        return self.backend.synthesize(tokens, style_for(pack, len(tokens)), speed)
+        style = style_for(pack, len(tokens))
+        while not self._parallel.acquire(timeout=_WAIT_SECONDS):
+            if abort is not None and abort.is_set():
+                return np.zeros(0, dtype=np.float32)
+        try:
+            if abort is None or not getattr(self.backend, "supports_abort", False):
+                return self.backend.synthesize(tokens, style, speed)
+            if abort.is_set():
+                return np.zeros(0, dtype=np.float32)
+            try:
+                return self.backend.synthesize(tokens, style, speed, abort=abort)  # type: ignore[call-arg]
+            except Exception:
+                if abort.is_set():  # the run was terminated on purpose
+                    return np.zeros(0, dtype=np.float32)
+                raise
+        finally:
+            self._parallel.release()
 
     def _pieces(self, text: str) -> Iterator[str]:
         first = True
@@ -127,9 +173,13 @@ class KokoroEngine:
                 first = False
                 yield piece
 
-    def _pcm_chunks(self, text: str, pack: np.ndarray, speed: float) -> Iterator[bytes]:
+    def _pcm_chunks(
+        self, text: str, pack: np.ndarray, speed: float, abort: Abort | None = None
+    ) -> Iterator[bytes]:
         for piece in self._pieces(text):
-            audio = self.synthesize_phonemes(piece, pack, speed)
+            if abort is not None and abort.is_set():
+                return
+            audio = self.synthesize_phonemes(piece, pack, speed, abort)
             if audio.size:
                 yield to_pcm16(audio).tobytes()
 

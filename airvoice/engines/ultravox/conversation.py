@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from airvoice.engines.ultravox.chat_template import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -39,13 +41,19 @@ _turn_keys = itertools.count(1)
 
 @dataclass
 class UserTurn:
-    """A user turn, as the audio embeddings the model heard."""
+    """A user turn as the model heard it: its audio embeddings (torch engine), or its samples
+    and audio token count (vLLM engine, which re-sends the audio under a stable ``uuid``)."""
 
-    embeddings: torch.Tensor
+    embeddings: torch.Tensor | None
     key: int = field(default_factory=lambda: next(_turn_keys))
+    samples: np.ndarray | None = field(default=None, repr=False)
+    token_count: int = 0
+    uuid: str = ""
 
     @property
     def num_tokens(self) -> int:
+        if self.embeddings is None:
+            return self.token_count
         return int(self.embeddings.shape[0])
 
 
@@ -94,6 +102,8 @@ class Conversation:
         self.started = started or datetime.date.today()
         """The date the prompt shows: fixed when the conversation starts, for a stable prefix."""
         self.turns: list[Turn] = []
+        self.cache_salt = uuid.uuid4().hex
+        """Salts this conversation's entries in a shared prefix cache (vLLM): never shared."""
         self.lock = threading.Lock()
         # The engine's reusable KV cache and the prompt positions it holds.
         self.kv_cache: Any = None

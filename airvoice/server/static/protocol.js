@@ -199,9 +199,14 @@ export function rtvi(type, data, id = messageId()) {
   return message;
 }
 
+/** Declared in client-ready: this page decodes the protobuf `interruption` frame (the server
+ * sends it only to clients that say so). */
+export const INTERRUPTION_FRAME_FEATURE = "interruption-frame";
+
 /** The first message a client sends; the server answers `bot-ready`. */
 export function clientReady(library = "airvoice-web") {
-  return rtvi("client-ready", { version: RTVI_VERSION, about: { library } });
+  const about = { library, features: [INTERRUPTION_FRAME_FEATURE] };
+  return rtvi("client-ready", { version: RTVI_VERSION, about });
 }
 
 /** The RTVI `type` of a decoded frame, or null. */

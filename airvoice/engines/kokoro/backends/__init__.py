@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from airvoice.engines.kokoro.backends.base import SAMPLE_RATE, SynthesisBackend
+from airvoice.engines.kokoro.backends.base import SAMPLE_RATE, Abort, SynthesisBackend
 from airvoice.engines.kokoro.cache import shared
 from airvoice.engines.kokoro.errors import ModelFileMissingError
 
@@ -26,7 +26,7 @@ ONNX_PREFERENCE = (
     "model_quantized.onnx",
 )
 
-__all__ = ["SAMPLE_RATE", "BackendName", "SynthesisBackend", "load_backend"]
+__all__ = ["SAMPLE_RATE", "Abort", "BackendName", "SynthesisBackend", "load_backend"]
 
 
 def load_backend(

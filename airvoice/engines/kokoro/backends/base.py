@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -24,3 +26,37 @@ class SynthesisBackend(Protocol):
         ``style`` is the (1, 256) row of the voice pack for ``len(tokens)``.
         """
         ...
+
+
+class Abort:
+    """Stops a synthesis from another thread: ``set()`` runs the hooks of the calls in
+    progress (an ONNX run is terminated) and tells the caller not to start another."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        with self._lock:
+            self._event.set()
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook()
+
+    @contextlib.contextmanager
+    def hook(self, on_abort: Callable[[], None]) -> Iterator[None]:
+        """Run ``on_abort`` if ``set()`` is called while the block runs (or was already)."""
+        with self._lock:
+            self._hooks.append(on_abort)
+            already = self._event.is_set()
+        if already:
+            on_abort()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._hooks.remove(on_abort)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from airvoice.engines.kokoro.backends.base import Abort
 from airvoice.engines.kokoro.errors import KokoroError, ModelFileMissingError
 
 _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32}
@@ -18,6 +19,7 @@ class OnnxBackend:
     """Runs a Kokoro ONNX graph (inputs ``tokens``/``input_ids``, ``style``, ``speed``)."""
 
     name = "onnx"
+    supports_abort = True
 
     def __init__(self, path: str | os.PathLike[str], use_cuda: bool = False) -> None:
         import onnxruntime as ort
@@ -33,6 +35,9 @@ class OnnxBackend:
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # the int8 graph warns about unused initializers
+        # No arena: onnxruntime's CPU arena keeps the peak of every run (sentences differ in
+        # length, several sessions speak at once) for the life of the process.
+        options.enable_cpu_mem_arena = False
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -61,7 +66,18 @@ class OnnxBackend:
             "speed": np.array([speed], dtype=self._speed_type),
         }
 
-    def synthesize(self, tokens: Sequence[int], style: np.ndarray, speed: float) -> np.ndarray:
-        """Speech for ``tokens`` as float32 samples (see ``SynthesisBackend``)."""
-        audio = self.session.run(None, self.feeds(tokens, style, speed))[0]
+    def synthesize(
+        self, tokens: Sequence[int], style: np.ndarray, speed: float, abort: Abort | None = None
+    ) -> np.ndarray:
+        """Speech for ``tokens`` as float32 samples (see ``SynthesisBackend``); ``abort``
+        terminates the run from another thread (onnxruntime then raises)."""
+        import onnxruntime as ort
+
+        feeds = self.feeds(tokens, style, speed)
+        if abort is None:
+            audio = self.session.run(None, feeds)[0]
+        else:
+            options = ort.RunOptions()
+            with abort.hook(lambda: setattr(options, "terminate", True)):
+                audio = self.session.run(None, feeds, options)[0]
         return np.asarray(audio, dtype=np.float32).reshape(-1)

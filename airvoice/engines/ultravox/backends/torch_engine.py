@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import torch
 from transformers import DynamicCache
 
 from airvoice.config import resolve_device, resolve_dtype
+from airvoice.engines.ultravox.backends.torch_scheduler import RoundRobinScheduler
 from airvoice.engines.ultravox.chat_template import ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
@@ -33,6 +34,11 @@ from airvoice.engines.ultravox.conversation import (
     PromptItem,
     UserTextTurn,
     UserTurn,
+)
+from airvoice.engines.ultravox.generation import (
+    END_OF_TURN_TOKENS,
+    GenerationSettings,
+    ReplyStats,
 )
 from airvoice.engines.ultravox.loading import (
     UltravoxFiles,
@@ -44,93 +50,9 @@ from airvoice.engines.ultravox.loading import (
 )
 from airvoice.engines.ultravox.modeling import UltravoxModel
 from airvoice.engines.ultravox.processor import AudioProcessor, prepare_audio
-from airvoice.engines.ultravox.scheduler import RoundRobinScheduler
 from airvoice.errors import AudioInputError, ConversationBusyError
 
 log = logging.getLogger(__name__)
-
-END_OF_TURN_TOKENS = ("<|eot_id|>", "<|end_of_text|>", "<|eom_id|>")
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """How replies are sampled. ``temperature=0`` decodes greedily.
-
-    ``repetition_penalty`` divides the positive logits (multiplies the negative ones) of every
-    token already in the prompt or the reply, as transformers' ``RepetitionPenaltyLogitsProcessor``
-    does; the reference pipeline (fixie-ai/ultravox ``ultravox_pipeline.py``) uses 1.1.
-    """
-
-    max_new_tokens: int = 256
-    min_new_tokens: int = 0
-    temperature: float = 0.6
-    top_p: float = 0.9
-    top_k: int = 0
-    repetition_penalty: float = 1.1
-    seed: int | None = None
-    reuse_kv_cache: bool = True
-    max_audio_seconds: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError("max_new_tokens must be at least 1")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise ValueError("min_new_tokens must be between 0 and max_new_tokens")
-        if self.temperature < 0:
-            raise ValueError("temperature must be 0 (greedy) or more")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if self.top_k < 0:
-            raise ValueError("top_k must be 0 (off) or more")
-        if self.repetition_penalty <= 0:
-            raise ValueError("repetition_penalty must be more than 0 (1 is off)")
-
-    @classmethod
-    def from_generation_config(cls, config: dict[str, Any], **overrides: Any) -> GenerationSettings:
-        """Defaults from a checkpoint's ``generation_config.json``, then ``overrides``.
-
-        Keys the file does not set keep our defaults (the reference pipeline's
-        ``repetition_penalty`` of 1.1 included); ``do_sample: false`` means greedy.
-        """
-        values: dict[str, Any] = {}
-        if config.get("do_sample") is False:
-            values["temperature"] = 0.0
-        elif config.get("temperature") is not None:
-            values["temperature"] = float(config["temperature"])
-        for key, kind in (
-            ("top_p", float),
-            ("top_k", int),
-            ("repetition_penalty", float),
-            ("max_new_tokens", int),
-        ):
-            if config.get(key) is not None:
-                values[key] = kind(config[key])
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
-
-@dataclass
-class ReplyStats:
-    """What one reply cost: timings (``time.perf_counter`` seconds) and token counts."""
-
-    submitted_at: float = 0.0
-    first_token_at: float | None = None
-    finished_at: float | None = None
-    prompt_tokens: int = 0
-    audio_tokens: int = 0
-    reused_tokens: int = 0
-    generated_tokens: int = 0
-    finish_reason: str | None = None
-    submitted_step: int = 0
-    first_token_step: int | None = None
-    first_logits: torch.Tensor | None = field(default=None, repr=False)
-
-    @property
-    def time_to_first_token(self) -> float | None:
-        """Seconds from ``respond`` to the first token, if one came."""
-        if self.first_token_at is None:
-            return None
-        return self.first_token_at - self.submitted_at
 
 
 def penalize_repetition(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -242,6 +164,7 @@ class _ReplyJob:
         self.user_input = user_input
         self.settings = settings
         self.loop = loop
+        self.num_logprobs = 0
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
         self.cancelled = False
@@ -265,6 +188,10 @@ class _ReplyJob:
                 self.stats.first_logits = logits.float().cpu()
             else:
                 logits = self._decode()
+            if self.num_logprobs:
+                top = torch.log_softmax(logits.float(), -1).topk(self.num_logprobs)
+                pairs = zip(top.indices.tolist(), top.values.tolist(), strict=True)
+                self.stats.logprobs.append(dict(pairs))
             logits = penalize_repetition(logits, self.seen, self.settings.repetition_penalty)
             if len(self.generated) < self.settings.min_new_tokens:
                 logits = logits.clone()
@@ -337,6 +264,7 @@ class _ReplyJob:
             self.stats.finish_reason = "stop"
             return True
         self.generated.append(token)
+        self.stats.token_ids = self.generated
         self.seen[token] = True
         self.pending_token = token
         self.stats.generated_tokens = len(self.generated)
@@ -474,29 +402,39 @@ class UltravoxEngine:
         conversation: Conversation,
         audio: np.ndarray,
         sample_rate: int = SAMPLE_RATE,
+        *,
+        logprobs: int = 0,
         **overrides: Any,
     ) -> ReplyStream:
         """Start a reply to ``audio`` (the user's turn) in ``conversation``.
 
         Returns at once with a stream of text deltas. Bad audio raises ``AudioInputError`` here.
-        ``overrides`` change :class:`GenerationSettings` fields for this reply only.
+        ``overrides`` change :class:`GenerationSettings` fields for this reply only; ``logprobs``
+        records that many top log-probabilities per step in the reply's stats.
         """
         settings = replace(self.settings, **overrides) if overrides else self.settings
         samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
-        return self._start(conversation, samples, settings)
+        return self._start(conversation, samples, settings, logprobs)
 
-    def respond_text(self, conversation: Conversation, text: str, **overrides: Any) -> ReplyStream:
+    def respond_text(
+        self, conversation: Conversation, text: str, *, logprobs: int = 0, **overrides: Any
+    ) -> ReplyStream:
         """Start a reply to a typed user turn (same stream as :meth:`respond`)."""
         if not text.strip():
             raise AudioInputError("the text is empty: type something to send")
         settings = replace(self.settings, **overrides) if overrides else self.settings
-        return self._start(conversation, text, settings)
+        return self._start(conversation, text, settings, logprobs)
 
     def _start(
-        self, conversation: Conversation, user_input: np.ndarray | str, settings: GenerationSettings
+        self,
+        conversation: Conversation,
+        user_input: np.ndarray | str,
+        settings: GenerationSettings,
+        logprobs: int = 0,
     ) -> ReplyStream:
         loop = asyncio.get_running_loop()
         job = _ReplyJob(self, conversation, user_input, settings, loop)
+        job.num_logprobs = logprobs
         job.stats.submitted_step = self.decode_steps
         with conversation.lock:
             active = conversation.active_reply
@@ -546,6 +484,17 @@ class UltravoxEngine:
     def pending_replies(self) -> int:
         """Replies waiting for or running on the worker."""
         return self._scheduler.pending
+
+    def health(self) -> dict[str, Any]:
+        """The ``engine`` block of ``/health``: replies in progress (this engine keeps no shared
+        KV pool or prefix cache, hence ``None``)."""
+        return {
+            "name": "torch",
+            "kv_cache_usage": None,
+            "running": self.pending_replies,
+            "waiting": 0,
+            "prefix_cache_hit_rate": None,
+        }
 
     def close(self) -> None:
         """Stop the worker thread and forget this engine in the per-process cache."""

@@ -1,0 +1,162 @@
+"""Connection guards below the app: a deadline for the HTTP handshake, a cap per address.
+
+uvicorn's HTTP/1.1 protocol (h11) keeps a connection open for as long as its request headers
+have not all arrived, and the app never hears of it: 3,000 half-open handshakes hold 3,000 file
+descriptors. These protocol classes (given to uvicorn as ``http=`` and ``ws=``):
+
+- close a connection whose request has not been read completely within ``handshake_seconds``;
+- refuse (close at once) a new connection from an address that already holds
+  ``per_address`` of them, counting each connection until it closes, WebSocket or not;
+- answer a request line over 8 KB with 414 and a head over 16 KB with 431, and close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_LINE_BYTES = 8 * 1024
+MAX_HEAD_BYTES = 16 * 1024
+_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+@dataclass
+class ConnectionGuard:
+    """Open connections per client address, shared by the protocol instances of one server."""
+
+    per_address: int
+    handshake_seconds: float
+    open: Counter[str] = field(default_factory=Counter)
+    refused: int = 0
+    timed_out: int = 0
+    _owner: dict[int, str] = field(default_factory=dict)
+
+    def admit(self, transport: asyncio.BaseTransport) -> bool:
+        """Count a new connection; False when its address already holds the maximum."""
+        address = _address(transport)
+        if self.open[address] >= self.per_address:
+            self.refused += 1
+            return False
+        self.open[address] += 1
+        self._owner[id(transport)] = address
+        return True
+
+    def release(self, transport: asyncio.BaseTransport) -> None:
+        """Forget a closed connection (once, whichever protocol held it last)."""
+        address = self._owner.pop(id(transport), None)
+        if address is not None:
+            self.open[address] -= 1
+            if self.open[address] <= 0:
+                del self.open[address]
+
+    @property
+    def total(self) -> int:
+        return sum(self.open.values())
+
+
+def _address(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else str(peer)
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a handshake deadline, a per-address cap and 431."""
+
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.guard: ConnectionGuard = config.airvoice_guard
+        self._deadline: asyncio.TimerHandle | None = None
+        self._cycle_armed: object = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.guard.admit(transport):
+            log.warning("refused a connection: its address has too many open")
+            transport.abort()
+            return
+        self._arm_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self.guard.release(self.transport)
+        super().connection_lost(exc)
+
+    def _arm_deadline(self) -> None:
+        """The next request head must arrive within the handshake time."""
+        self._cancel_deadline()
+        self._cycle_armed = self.cycle
+        self._deadline = self.loop.call_later(self.guard.handshake_seconds, self._too_slow)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        """No complete request head in time: close (an idle keep-alive connection too)."""
+        self._deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.guard.timed_out += 1
+            self.transport.close()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._deadline is not None and self.cycle is not self._cycle_armed:
+            self._cancel_deadline()  # a new request head was read: the app takes over
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_deadline()
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._cancel_deadline()
+        super().handle_websocket_upgrade(event)
+
+    def data_received(self, data: bytes) -> None:
+        """Refuse a request head over the limits before h11 parses it (h11 only limits heads
+        that arrive in pieces): 414 for a long request line, 431 for large headers."""
+        if self.conn.their_state is h11.IDLE:
+            buffered = self.conn.trailing_data[0] + data
+            end = buffered.find(b"\r\n\r\n")
+            head = buffered if end < 0 else buffered[:end]
+            line_end = head.find(b"\r\n")
+            line = len(head) if line_end < 0 else line_end
+            if line > MAX_REQUEST_LINE_BYTES:
+                self._reject(414, "URI too long.")
+                return
+            if len(head) > MAX_HEAD_BYTES:
+                self._reject(431, "Request header fields too large.")
+                return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        self._reject(400, msg)
+
+    def _reject(self, status: int, msg: str) -> None:
+        """Answer ``status`` with ``msg`` and close, whatever state h11 is in."""
+        self._cancel_deadline()
+        reason = _REASONS.get(status, b"Error")
+        body = msg.encode("ascii")
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (status, reason, len(body), body)
+        )
+        self.transport.close()
+
+
+class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, releasing the connection's place in the guard at close."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.config.airvoice_guard.release(self.transport)
+        super().connection_lost(exc)
