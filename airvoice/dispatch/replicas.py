@@ -56,6 +56,8 @@ class Replica:
     free_sessions: int = 0
     draining: bool = False
     kv_cache_usage: float | None = None
+    sessions_started: int | None = None
+    """The replica's count of sessions ever opened, as of its last report."""
     polled_at: float = 0.0
     """When the poll behind these numbers began (monotonic seconds)."""
     reservations: list[float] = field(default_factory=list)
@@ -107,8 +109,17 @@ class Replica:
         usage = engine.get("kv_cache_usage") if isinstance(engine, dict) else None
         self.kv_cache_usage = float(usage) if isinstance(usage, int | float) else None
         self.polled_at = polled_at
-        # A session sent well before this poll began is in its numbers by now.
-        self.reservations = [t for t in self.reservations if t > polled_at - settle]
+        started = report.get("sessions_started")
+        if isinstance(started, int) and self.sessions_started is not None:
+            # Sessions opened since the last report are in this report's numbers: the oldest
+            # reservations were those sessions. One sent long ago that never came holds nothing.
+            del self.reservations[: max(0, started - self.sessions_started)]
+            self.reservations = [t for t in self.reservations if t > polled_at - 10 * settle]
+        else:
+            # A replica that does not count its sessions: one sent well before this poll began
+            # is in its numbers by now.
+            self.reservations = [t for t in self.reservations if t > polled_at - settle]
+        self.sessions_started = started if isinstance(started, int) else None
 
     def unreachable(self, reason: str, polled_at: float) -> None:
         self.reachable = False
@@ -116,6 +127,7 @@ class Replica:
         self.status = "unreachable"
         self.reason = reason
         self.reservations.clear()
+        self.sessions_started = None  # a replica that comes back counts from zero again
 
 
 @dataclass

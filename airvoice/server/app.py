@@ -120,6 +120,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             "sessions": state.slots.active,
             "max_sessions": state.slots.limit,
             "free_sessions": 0 if state.draining else state.slots.free,
+            "sessions_started": state.slots.total,
             "draining": state.draining,
             "replica": state.replica,
         }

@@ -59,6 +59,16 @@ class InstantUltravox:
     def respond(self, conversation: Conversation, audio: np.ndarray, sample_rate: int) -> Any:
         return InstantReply([w + " " for w in self.reply.split()])
 
+    def health(self) -> dict[str, Any]:
+        """The ``engine`` block of ``/health``, shaped as the real engines' (no KV cache here)."""
+        return {
+            "name": "instant",
+            "kv_cache_usage": None,
+            "running": self.pending_replies,
+            "waiting": 0,
+            "prefix_cache_hit_rate": None,
+        }
+
 
 class _AnyVoice:
     def get(self, name: str) -> str:

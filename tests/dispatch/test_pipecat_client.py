@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import pytest
@@ -58,7 +59,8 @@ async def test_the_pipecat_client_connects_through_the_dispatcher(bundle):
     page_port = free_port()
     origin = f"http://127.0.0.1:{page_port}"
     async with (
-        instant_replicas(2, max_sessions=1) as replicas,
+        # The page is served from its own origin: the replicas allow it, as the dispatcher does.
+        instant_replicas(2, max_sessions=1, allowed_origins=[origin]) as replicas,
         running_dispatcher([r.url for r in replicas], allow_origins=[origin]) as dispatcher,
         serve_app(page_app(bundle), port=page_port),
         async_playwright() as playwright,
@@ -76,18 +78,23 @@ async def test_the_pipecat_client_connects_through_the_dispatcher(bundle):
             await page.wait_for_selector("body[data-ready='true']", state="attached")
             endpoint = f"{dispatcher}/connect"
 
-            first = await page.evaluate("([e, t]) => startSession(e, t)", [endpoint, TOKEN])
+            async def start_session(token: str) -> dict:
+                # The client waits for bot-ready with no timeout of its own: bound it here.
+                script = "([e, t]) => startSession(e, t)"
+                return await asyncio.wait_for(page.evaluate(script, [endpoint, token]), 60)
+
+            first = await start_session(TOKEN)
             assert first["ok"], first
             assert "bot-ready" in first["events"] and first["state"] == "ready"
-            second = await page.evaluate("([e, t]) => startSession(e, t)", [endpoint, TOKEN])
+            second = await start_session(TOKEN)
             assert second["ok"], second
             # One session on each replica: the dispatcher spread them.
             assert [r.state.slots.active for r in replicas] == [1, 1]
 
-            full = await page.evaluate("([e, t]) => startSession(e, t)", [endpoint, TOKEN])
+            full = await start_session(TOKEN)
             assert not full["ok"] and full["status"] == 503
             assert "every replica is full" in full["error"]
-            wrong = await page.evaluate("([e, t]) => startSession(e, t)", [endpoint, "nope"])
+            wrong = await start_session("nope")
             assert not wrong["ok"] and wrong["status"] == 401 and "deploy token" in wrong["error"]
 
             sockets = [u for u in urls if u.startswith("ws://")]
