@@ -248,6 +248,8 @@ class ReplicaPool:
         return time.monotonic() - oldest < 2 * self.settings.poll_interval
 
     def totals(self) -> tuple[int, int, int]:
-        """(replicas answering, sessions open, session slots) over the whole pool."""
+        """(replicas answering, sessions open, session slots) over the whole pool; sessions sent
+        that a replica's last report does not count yet are counted as open."""
         up = [r for r in self.replicas.values() if r.reachable]
-        return len(up), sum(r.sessions for r in up), sum(r.max_sessions for r in up)
+        sessions = sum(r.sessions + len(r.reservations) for r in up)
+        return len(up), sessions, sum(r.max_sessions for r in up)
