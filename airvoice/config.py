@@ -155,6 +155,8 @@ class ServerConfig(BaseSettings):
     silence_timeout_seconds: float = Field(0.6, gt=0)
     handshake_timeout_seconds: float = Field(5.0, gt=0)
     """An HTTP request or WebSocket handshake not fully received in this time is closed."""
+    request_body_timeout_seconds: float = Field(10.0, gt=0)
+    """An HTTP request body not fully received in this time is answered 408 and closed."""
     max_connections_per_address: int = Field(16, ge=1)
     """Open connections one client address may hold; the next is closed at once."""
     client_ready_timeout_seconds: float = Field(10.0, gt=0)

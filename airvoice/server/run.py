@@ -90,7 +90,12 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
     }
     options.update(overrides)
     result = uvicorn.Config(app, **options)  # type: ignore[arg-type]
-    guard = ConnectionGuard(config.max_connections_per_address, config.handshake_timeout_seconds)
+    guard = ConnectionGuard(
+        config.max_connections_per_address,
+        config.handshake_timeout_seconds,
+        body_seconds=config.request_body_timeout_seconds,
+        max_body_bytes=config.max_message_bytes,
+    )
     result.airvoice_guard = guard  # type: ignore[attr-defined]
     state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
     if state is not None:
