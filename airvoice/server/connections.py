@@ -12,6 +12,8 @@ descriptors. These protocol classes (given to uvicorn as ``http=`` and ``ws=``):
   reading it when the declared ``Content-Length`` is over ``max_body_bytes``;
 - refuse (close at once) a new connection from an address that already holds
   ``per_address`` of them, counting each connection until it closes, WebSocket or not;
+- behind a ``trusted`` reverse proxy, count each request against the client address the proxy
+  forwards (``airvoice.server.proxies``) instead, and answer 429 over the cap;
 - answer a request line over 8 KB with 414 and a head over 16 KB with 431, and close.
 """
 
@@ -27,6 +29,9 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from airvoice.config import Network
+from airvoice.server.proxies import client_address, is_trusted
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_LINE_BYTES = 8 * 1024
@@ -35,6 +40,7 @@ _REASONS = {
     400: b"Bad Request",
     408: b"Request Timeout",
     413: b"Content Too Large",
+    429: b"Too Many Requests",
     414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
 }
@@ -48,19 +54,41 @@ class ConnectionGuard:
     handshake_seconds: float
     body_seconds: float = 10.0
     max_body_bytes: int = 1 << 20
+    trusted: tuple[Network, ...] = ()
+    """Reverse proxies whose ``X-Forwarded-For`` names the client (none by default)."""
     open: Counter[str] = field(default_factory=Counter)
     refused: int = 0
     timed_out: int = 0
     _owner: dict[int, str] = field(default_factory=dict)
 
     def admit(self, transport: asyncio.BaseTransport) -> bool:
-        """Count a new connection; False when its address already holds the maximum."""
+        """Count a new connection; False when its address already holds the maximum. A
+        trusted proxy's connections are admitted: each request is counted by ``move``."""
         address = _address(transport)
-        if self.open[address] >= self.per_address:
+        if self.is_proxy(address):
+            address = f"proxy {address}"  # uncapped until its first request names a client
+        elif self.open[address] >= self.per_address:
             self.refused += 1
             return False
         self.open[address] += 1
         self._owner[id(transport)] = address
+        return True
+
+    def is_proxy(self, address: str) -> bool:
+        return is_trusted(address, self.trusted)
+
+    def move(self, transport: asyncio.BaseTransport, client: str) -> bool:
+        """Count a proxied connection against ``client`` from now on (the proxy may reuse it
+        for another client's request); False when ``client`` already holds the maximum."""
+        current = self._owner.get(id(transport))
+        if current == client:
+            return True
+        if self.open[client] >= self.per_address:
+            self.refused += 1
+            return False
+        self.release(transport)
+        self.open[client] += 1
+        self._owner[id(transport)] = client
         return True
 
     def release(self, transport: asyncio.BaseTransport) -> None:
@@ -94,6 +122,8 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._peer = _address(transport)
+        self._via_proxy = self.guard.is_proxy(self._peer)
         if not self.guard.admit(transport):
             log.warning("refused a connection: its address has too many open")
             transport.abort()
@@ -191,7 +221,24 @@ class GuardedH11Protocol(H11Protocol):
                 limit = self.guard.max_body_bytes
                 self._reject(413, f"Request body too large: at most {limit} bytes are accepted.")
                 return
+            if end >= 0 and self._via_proxy and not self._admit_forwarded(head):
+                return
         super().data_received(data)
+
+    def _admit_forwarded(self, head: bytes) -> bool:
+        """Count this request against the client the trusted proxy names; 429 over the cap."""
+        values = _header_values(head, b"x-forwarded-for")
+        forwarded = b",".join(values).decode("latin-1") if values else None
+        client = client_address(self._peer, forwarded, self.guard.trusted)
+        if self.guard.move(self.transport, client):
+            return True
+        log.warning("refused a request: its forwarded client address has too many open")
+        self._reject(
+            429,
+            f"Too many connections from your address (at most {self.guard.per_address}); "
+            "close some and try again.",
+        )
+        return False
 
     def send_400_response(self, msg: str) -> None:
         self._reject(400, msg)
@@ -218,18 +265,23 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+def _header_values(head: bytes, name: bytes) -> list[bytes]:
+    """The values of header ``name`` (lower case) in a raw request head, in order."""
+    values = []
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name:
+            values.append(value.strip())
+    return values
+
+
 def _content_length(head: bytes) -> int | None:
     """The largest ``Content-Length`` a request head declares (None: none, or not a number,
     which h11 answers with 400)."""
-    lengths = []
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            value = value.strip()
-            if not value.isdigit():
-                return None
-            lengths.append(int(value))
-    return max(lengths, default=None)
+    values = _header_values(head, b"content-length")
+    if not all(v.isdigit() for v in values):
+        return None
+    return max((int(v) for v in values), default=None)
 
 
 class GuardedWebSocketProtocol(WebSocketsSansIOProtocol):
