@@ -206,7 +206,9 @@ def configure_logging(level: str, secret: str | None = None) -> ScrubFilter:
     """Set up airvoice's, uvicorn's and Pipecat's logs at ``level``, scrubbed of ``secret``."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level.upper())
-    scrubber = ScrubFilter(secret)
+    # At debug level the operator asked for every line of a turn: only repeats are limited.
+    session_lines = 10**9 if level.lower() == "debug" else SESSION_LINES
+    scrubber = ScrubFilter(secret, RepeatLimiter(session_lines=session_lines))
     install_filter(scrubber)
     configure_pipecat_logging(level, secret, scrubber.limiter)
     return scrubber
