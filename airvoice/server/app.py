@@ -24,7 +24,7 @@ from airvoice.server.auth import (
     refusal,
     token_matches,
 )
-from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects
+from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects, limit_malloc_arenas
 from airvoice.server.metrics import ServerMetrics
 from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
 from airvoice.server.web import add_web_client
@@ -85,6 +85,7 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
     from ``config`` unless given."""
     token = config.token.get_secret_value() if config.token else generate_token()
     state = ServerState(config=config, token=token, engines=engines)
+    limit_malloc_arenas()  # before the sessions' threads: RSS levels off (see memory.py)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
