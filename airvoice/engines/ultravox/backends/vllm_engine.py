@@ -446,12 +446,23 @@ class VllmUltravoxEngine(EngineBase):
         )
 
     def _hf_overrides(self) -> dict[str, Any]:
-        """Our architecture; and an in-vocabulary id for the audio positions when the config's
-        ``audio_token_index`` lies past the tokenizer (vLLM rejects such ids; the positions
-        hold audio embeddings, so which id marks them does not change the model's input)."""
+        """Our architecture, and the id that marks the audio positions of vLLM's prompt.
+
+        The reference's processor writes the tokenizer's EOS there (``audio_token_replacement``
+        in ``ultravox_processing.py``). The id does not change the model's input (the positions
+        hold audio embeddings), but vLLM's repetition penalty counts the prompt's ids
+        (``apply_penalties`` in ``vllm/model_executor/layers/utils.py``): with EOS there it
+        penalizes what the reference penalizes, EOS whenever the prompt has audio, and not the
+        config's ``audio_token_index`` (32000 in the hub repos: an ordinary Llama 3 token).
+        Without an EOS, an in-vocabulary id replaces an ``audio_token_index`` that lies past the
+        tokenizer (vLLM rejects such ids).
+        """
         overrides: dict[str, Any] = {"architectures": [ARCHITECTURE]}
+        eos = self.tokenizer.eos_token_id
         index = self.config.extra.get("audio_token_index")
-        if len(self.placeholder_ids) == 1 and (index is None or index >= len(self.tokenizer)):
+        if eos is not None:
+            overrides["audio_token_index"] = int(eos)
+        elif len(self.placeholder_ids) == 1 and (index is None or index >= len(self.tokenizer)):
             overrides["audio_token_index"] = self.placeholder_ids[0]
         return overrides
 
