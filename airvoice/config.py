@@ -5,14 +5,18 @@ Everything here is light: torch is imported only inside the functions that need 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import ipaddress
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DeviceName = Literal["auto", "cpu", "cuda"]
 EngineName = Literal["auto", "vllm", "torch"]
 
@@ -88,6 +92,19 @@ def use_fp8(capability: tuple[int, int] | None, weight_bytes: int, total_memory:
     return weight_bytes * 2 > total_memory
 
 
+def parse_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """``10.0.0.0/8``, ``2001:db8::/32`` or single addresses; ValueError says which is wrong."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not an IP address or network (e.g. 10.0.0.0/8 or 192.0.2.7)"
+            ) from None
+    return tuple(networks)
+
+
 DEFAULT_ULTRAVOX = "fixie-ai/ultravox-v0_5-llama-3_1-8b"
 DEFAULT_KOKORO = "hexgrad/Kokoro-82M"
 
@@ -155,8 +172,14 @@ class ServerConfig(BaseSettings):
     silence_timeout_seconds: float = Field(0.6, gt=0)
     handshake_timeout_seconds: float = Field(5.0, gt=0)
     """An HTTP request or WebSocket handshake not fully received in this time is closed."""
+    request_body_timeout_seconds: float = Field(10.0, gt=0)
+    """An HTTP request body not fully received in this time is answered 408 and closed."""
     max_connections_per_address: int = Field(16, ge=1)
     """Open connections one client address may hold; the next is closed at once."""
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    """Reverse proxies (addresses or CIDR networks) whose ``X-Forwarded-For`` names the client:
+    requests through them are counted per forwarded client address. Empty: headers are never
+    believed. From the environment: comma-separated, or a JSON list."""
     client_ready_timeout_seconds: float = Field(10.0, gt=0)
     """A session that has not sent RTVI ``client-ready`` in this time is closed (4408)."""
     session_idle_minutes: float = Field(10.0, gt=0)
@@ -167,3 +190,18 @@ class ServerConfig(BaseSettings):
     """Origins whose browser pages may open /ws, beside the server's own (e.g.
     ``https://app.example.com``); ``*`` allows any. Clients that send no Origin (not browsers)
     are not affected."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        return [str(network) for network in parse_networks(value)]

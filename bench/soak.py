@@ -183,7 +183,12 @@ async def settled(port: int, pid: int, baseline: dict[str, Any], seconds: float)
 
 
 async def soak(
-    minutes: float, sessions: int, root: Path, log_file: Path, warmup_seconds: float
+    minutes: float,
+    sessions: int,
+    root: Path,
+    log_file: Path,
+    warmup_seconds: float,
+    log_level: str = "info",
 ) -> dict[str, Any]:
     speech = question_audio(root)
     stats = Stats()
@@ -194,6 +199,7 @@ async def soak(
         max_new_tokens=24,
         max_sessions=sessions + 2,  # the hostile client and the prober never make it full
         max_connections_per_address=64,
+        log_level=log_level,
     ) as (port, pid):
         url = f"ws://127.0.0.1:{port}/ws?token={TOKEN}"
         start = time.monotonic()
@@ -262,11 +268,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds of warm-up")
     parser.add_argument("--root", type=Path, help="where the offline models are built")
     parser.add_argument("--log", type=Path, help="the server's log file")
+    parser.add_argument("--log-level", default="info", help="the server's (debug to diagnose)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root or Path(tmp) / "models"
         log_file = args.log or Path(tmp) / "server.log"
-        result = asyncio.run(soak(args.minutes, args.sessions, root, log_file, args.warmup))
+        result = asyncio.run(
+            soak(args.minutes, args.sessions, root, log_file, args.warmup, args.log_level)
+        )
     print(json.dumps(result, indent=2))
     return result
 

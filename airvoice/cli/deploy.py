@@ -107,6 +107,15 @@ def deploy(
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = "terminate",
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="Addresses or CIDRs of the proxy in front of the pod whose X-Forwarded-For "
+            "names the client, so each client gets its own connection cap (see the security "
+            "guide) [default: none].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
     hf_secret: Annotated[
         str | None,
         typer.Option(
@@ -262,6 +271,9 @@ def deploy(
             token=token,
             idle_shutdown_minutes=idle_shutdown,
             idle_action=idle_action.strip().lower(),
+            trusted_proxies=tuple(
+                p.strip() for p in (trusted_proxies or "").split(",") if p.strip()
+            ),
             volume_size_gb=volume_size,
             data_centers=tuple(data_center or ()),
             regions=regions,

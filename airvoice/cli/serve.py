@@ -173,6 +173,24 @@ def serve(
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = None,
+    request_body_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            help="Seconds an HTTP request body may take to arrive; then 408 and close "
+            "[default: 10].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
+    trusted_proxies: Annotated[
+        str | None,
+        typer.Option(
+            help="Reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For "
+            "names the client: the per-address connection cap then counts each client "
+            "[default: none, headers are never believed].",
+            rich_help_panel=_PANEL_SERVER,
+        ),
+    ] = None,
     smart_turn: Annotated[
         bool | None,
         typer.Option(
@@ -239,6 +257,8 @@ def serve(
         "ssl_certfile": ssl_certfile,
         "ssl_keyfile": ssl_keyfile,
         "idle_shutdown_minutes": idle_shutdown,
+        "request_body_timeout_seconds": request_body_timeout,
+        "trusted_proxies": trusted_proxies,
         "smart_turn": smart_turn,
         "vad_confidence": vad_confidence,
         "silence_timeout_seconds": silence_timeout,

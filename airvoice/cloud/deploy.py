@@ -66,6 +66,7 @@ from airvoice.cloud.specs import (
     volume_request,
 )
 from airvoice.cloud.timing import Timing
+from airvoice.config import parse_networks
 from airvoice.errors import AirvoiceError
 
 CLOUDS = ("SECURE", "COMMUNITY")
@@ -102,6 +103,9 @@ class DeployOptions:
     token: str | None = None
     idle_shutdown_minutes: float = 30.0
     idle_action: str = "terminate"
+    trusted_proxies: tuple[str, ...] = ()
+    """The pod's ``AIRVOICE_TRUSTED_PROXIES`` (none by default: RunPod does not document the
+    addresses of the load balancer in front of pods)."""
     volume_size_gb: int | None = None
     data_centers: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
@@ -129,6 +133,10 @@ class DeployOptions:
             raise DeployError(f"unknown --cloud {self.cloud!r}: use SECURE or COMMUNITY.")
         if self.idle_action not in IDLE_ACTIONS:
             raise DeployError(f"unknown --idle-action {self.idle_action!r}: terminate or stop.")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise DeployError(f"--trusted-proxies: {exc}") from None
         if self.gpu.memory_gb is not None:
             error = memory_error(self.gpu.name, self.gpu.memory_gb, self.preset)
             if error:
@@ -156,6 +164,7 @@ class DeployOptions:
             idle_shutdown_minutes=self.idle_shutdown_minutes,
             idle_action=self.idle_action,
             deployment=self.name,
+            trusted_proxies=self.trusted_proxies,
         )
 
 

@@ -148,6 +148,8 @@ class ServerSettings:
     dispatch_secret: str | None = None
     """Shared with the dispatcher, whose signed session tokens the replica then accepts."""
     engine: str = "auto"
+    trusted_proxies: tuple[str, ...] = ()
+    """Proxies whose ``X-Forwarded-For`` the server believes (``AIRVOICE_TRUSTED_PROXIES``)."""
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -173,6 +175,8 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         env["AIRVOICE_TENSOR_PARALLEL_SIZE"] = str(settings.gpu_count)
     if settings.dispatch_secret:
         env["AIRVOICE_DISPATCH_SECRET"] = settings.dispatch_secret
+    if settings.trusted_proxies:
+        env["AIRVOICE_TRUSTED_PROXIES"] = ",".join(settings.trusted_proxies)
     if settings.idle_shutdown_minutes > 0:
         env["AIRVOICE_IDLE_SHUTDOWN_MINUTES"] = f"{settings.idle_shutdown_minutes:g}"
         env["AIRVOICE_IDLE_ACTION"] = settings.idle_action

@@ -137,9 +137,9 @@ class UltravoxWithContextService(LLMService):
             await self.push_error(f"could not answer that turn: {exc}")
             return
         self._stream = stream
-        await self.start_ttfb_metrics()
-        await self.push_frame(LLMFullResponseStartFrame())
-        try:
+        try:  # from here on, however this ends (a barge-in cancels it), the reply is cancelled
+            await self.start_ttfb_metrics()
+            await self.push_frame(LLMFullResponseStartFrame())
             first = True
             async for delta in stream:
                 if first:

@@ -182,6 +182,21 @@ async def _refuse(websocket: WebSocket, subprotocol: str | None, code: int, reas
 
 
 async def _serve_session(state: ServerState, websocket: WebSocket) -> None:
+    """One WebSocket, its log lines rate-limited as its own (``logs.current_session``)."""
+    from airvoice.server.logs import current_session, forget_session
+
+    context = current_session.set(secrets.token_hex(6))
+    try:
+        await _run_session(state, websocket)
+    finally:
+        session_id = current_session.get()
+        current_session.reset(context)
+        dropped = forget_session(session_id) if session_id else 0
+        if dropped:
+            log.info("a session ended; %d of its log lines were not written (rate limit)", dropped)
+
+
+async def _run_session(state: ServerState, websocket: WebSocket) -> None:
     from airvoice.server.session import Session, SessionLimits
 
     offered = list(websocket.scope.get("subprotocols") or [])

@@ -6,8 +6,9 @@ request line, query string included), airvoice (standard ``logging``) and Pipeca
 
 - every ``token=`` value in a URL, and the server's own token anywhere, becomes ``***``;
 - a line longer than ``MAX_LINE_CHARS`` is cut (Pipecat logs whole client messages);
-- the same message (its first 60 characters) is written at most ``BURST`` times per
-  ``WINDOW_SECONDS``; the next line says how many were dropped.
+- per session (``current_session``, set by the app for each WebSocket): the same message
+  (its first 60 characters) is written at most ``BURST`` times per ``WINDOW_SECONDS``, and at
+  most ``SESSION_LINES`` lines in all; the next line written says how many were dropped.
 """
 
 from __future__ import annotations
@@ -17,11 +18,20 @@ import re
 import sys
 import threading
 import time
+import weakref
+from contextvars import ContextVar
 from typing import Any
 
 MAX_LINE_CHARS = 500
 BURST = 5
 WINDOW_SECONDS = 10.0
+SESSION_LINES = 50
+"""Lines one session may write per window, whatever they say."""
+MAX_WINDOWS = 1024
+MAX_MESSAGES_PER_WINDOW = 1024
+
+current_session: ContextVar[str | None] = ContextVar("airvoice_log_session", default=None)
+"""The session a log line belongs to (set by the app around each WebSocket session)."""
 
 _QUERY_TOKEN = re.compile(r"((?:[?&]|%3F|%26)(?:token|access_token)(?:=|%3D))[^&\s\"'#]*", re.I)
 _BEARER = re.compile(r"(bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
@@ -45,29 +55,88 @@ def shorten(text: str, limit: int = MAX_LINE_CHARS) -> str:
     return f"{text[:limit]}... [{len(text) - limit} more characters not logged]"
 
 
+class _Window:
+    """What one session (or the server outside sessions) logged in the current window."""
+
+    __slots__ = ("carried", "dropped", "lines", "seen", "start")
+
+    def __init__(self, start: float, carried: int = 0) -> None:
+        self.start, self.lines, self.dropped, self.carried = start, 0, 0, carried
+        self.seen: dict[str, int] = {}
+
+
 class RepeatLimiter:
-    """Lets the same message through at most ``burst`` times per ``window`` seconds."""
+    """Rate limits per session: in each ``window`` seconds a session's lines go through at most
+    ``burst`` times per message (its first 60 characters) and ``session_lines`` times in all.
 
-    def __init__(self, burst: int = BURST, window: float = WINDOW_SECONDS) -> None:
-        self.burst, self.window = burst, window
-        self._seen: dict[str, tuple[float, int]] = {}
+    The session is ``current_session`` where the line is logged (asyncio tasks inherit it), so
+    one session's repeats never silence another's, and varied messages cannot flood the log.
+    Lines outside any session are limited per message only. ``forget_session`` drops a
+    session's counters when it ends; the table never holds more than ``MAX_WINDOWS``.
+    """
+
+    def __init__(
+        self,
+        burst: int = BURST,
+        window: float = WINDOW_SECONDS,
+        session_lines: int = SESSION_LINES,
+    ) -> None:
+        self.burst, self.window, self.session_lines = burst, window, session_lines
+        self._windows: dict[str | None, _Window] = {}
         self._lock = threading.Lock()
+        _LIMITERS.add(self)
 
-    def allow(self, message: str) -> tuple[bool, int]:
-        """Whether to write ``message`` now, and how many like it were dropped before."""
+    def allow(self, message: str, session: str | None = None) -> tuple[bool, int]:
+        """Whether to write ``message`` now, and how many earlier lines of the same session
+        were not written (reported once, on the next line that is)."""
+        session = session or current_session.get()
         key = message[:60]
         now = time.monotonic()
         with self._lock:
-            start, count = self._seen.get(key, (now, 0))
-            if now - start >= self.window:
-                dropped = max(0, count - self.burst)
-                self._seen[key] = (now, 1)
-                return True, dropped
-            self._seen[key] = (start, count + 1)
-            if len(self._seen) > 1000:  # forget old keys, so the table stays small
-                cutoff = now - self.window
-                self._seen = {k: v for k, v in self._seen.items() if v[0] >= cutoff}
-            return count < self.burst, 0
+            window = self._windows.get(session)
+            if window is None or now - window.start >= self.window:
+                carried = 0 if window is None else window.carried + window.dropped
+                window = self._windows[session] = _Window(now, carried)
+                if len(self._windows) > MAX_WINDOWS:
+                    self._trim(now)
+            count = window.seen.get(key, 0)
+            flooding = session is not None and window.lines >= self.session_lines
+            if count >= self.burst or flooding:
+                window.dropped += 1
+                return False, 0
+            if count or len(window.seen) < MAX_MESSAGES_PER_WINDOW:
+                window.seen[key] = count + 1
+            window.lines += 1
+            dropped, window.carried = window.carried, 0
+            return True, dropped
+
+    def forget(self, session: str) -> int:
+        """Drop ``session``'s counters; how many of its lines were not written."""
+        with self._lock:
+            window = self._windows.pop(session, None)
+        return 0 if window is None else window.carried + window.dropped
+
+    @property
+    def sessions(self) -> int:
+        """Sessions with counters (bounded; for tests and metrics)."""
+        with self._lock:
+            return sum(1 for key in self._windows if key is not None)
+
+    def _trim(self, now: float) -> None:
+        """Forget expired windows; if sessions still overflow the table, the oldest."""
+        cutoff = now - self.window
+        self._windows = {k: w for k, w in self._windows.items() if w.start >= cutoff}
+        while len(self._windows) > MAX_WINDOWS:
+            oldest = min(self._windows, key=lambda k: self._windows[k].start)
+            del self._windows[oldest]
+
+
+_LIMITERS: weakref.WeakSet[RepeatLimiter] = weakref.WeakSet()
+
+
+def forget_session(session: str) -> int:
+    """A session ended: drop its counters in every limiter; how many lines were not written."""
+    return sum(limiter.forget(session) for limiter in list(_LIMITERS))
 
 
 class ScrubFilter(logging.Filter):
@@ -100,7 +169,7 @@ class ScrubFilter(logging.Filter):
             text = str(record.msg)
         allowed, dropped = self.limiter.allow(text)
         if dropped:
-            record.msg = f"{record.msg} ({dropped} similar lines were not logged)"
+            record.msg = f"{record.msg} ({dropped} earlier lines were not logged: rate limit)"
         record._airvoice_scrubbed = True
         return allowed
 
@@ -125,7 +194,7 @@ def configure_pipecat_logging(level: str, secret: str | None, limiter: RepeatLim
     def keep(record: Any) -> bool:
         allowed, dropped = limiter.allow(record["message"])
         if dropped:
-            record["message"] += f" ({dropped} similar lines were not logged)"
+            record["message"] += f" ({dropped} earlier lines were not logged: rate limit)"
         return allowed
 
     logger.remove()
@@ -137,7 +206,9 @@ def configure_logging(level: str, secret: str | None = None) -> ScrubFilter:
     """Set up airvoice's, uvicorn's and Pipecat's logs at ``level``, scrubbed of ``secret``."""
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger().setLevel(level.upper())
-    scrubber = ScrubFilter(secret)
+    # At debug level the operator asked for every line of a turn: only repeats are limited.
+    session_lines = 10**9 if level.lower() == "debug" else SESSION_LINES
+    scrubber = ScrubFilter(secret, RepeatLimiter(session_lines=session_lines))
     install_filter(scrubber)
     configure_pipecat_logging(level, secret, scrubber.limiter)
     return scrubber

@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from airvoice.config import ServerConfig
+from airvoice.config import ServerConfig, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
         "ws_ping_timeout": config.ping_interval_seconds,
         "ws_max_size": config.max_message_bytes,
         "h11_max_incomplete_event_size": 16 * 1024,
+        # The client address of the access log and the app: from X-Forwarded-For only when the
+        # peer is a trusted proxy (uvicorn's default would believe any local peer).
+        "proxy_headers": bool(config.trusted_proxies),
+        "forwarded_allow_ips": list(config.trusted_proxies),
         "timeout_keep_alive": 5,
         "log_level": config.log_level,
         "ssl_certfile": config.ssl_certfile,
@@ -90,7 +94,13 @@ def uvicorn_config(app: FastAPI, config: ServerConfig, **overrides: object) -> u
     }
     options.update(overrides)
     result = uvicorn.Config(app, **options)  # type: ignore[arg-type]
-    guard = ConnectionGuard(config.max_connections_per_address, config.handshake_timeout_seconds)
+    guard = ConnectionGuard(
+        config.max_connections_per_address,
+        config.handshake_timeout_seconds,
+        body_seconds=config.request_body_timeout_seconds,
+        max_body_bytes=config.max_message_bytes,
+        trusted=parse_networks(config.trusted_proxies),
+    )
     result.airvoice_guard = guard  # type: ignore[attr-defined]
     state = getattr(app.state, "airvoice", None) if isinstance(app, FastAPI) else None
     if state is not None:

@@ -76,7 +76,8 @@ def main() -> None:
     from airvoice.testing.server import build_offline_engines
 
     overrides = dict(item.split("=", 1) for item in args.set)
-    config = offline_server_config(port=args.port, log_level="info", **overrides)
+    overrides.setdefault("log_level", "info")
+    config = offline_server_config(port=args.port, **overrides)
     configure_logging(config.log_level, config.token.get_secret_value())
     logging.getLogger(__name__).info("building the offline engines")
     engines = build_offline_engines(args.root, max_new_tokens=args.max_new_tokens)
