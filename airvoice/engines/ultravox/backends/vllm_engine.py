@@ -30,28 +30,23 @@ from typing import Any
 import numpy as np
 
 from airvoice.config import ServerConfig, use_fp8
+from airvoice.engines.ultravox.backends.base import EngineBase, Reply
 from airvoice.engines.ultravox.backends.vllm_plugin import ARCHITECTURE, register
-from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER, ChatTemplate
+from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
-    DEFAULT_SYSTEM_PROMPT,
     AssistantTurn,
     Conversation,
     PromptItem,
     UserTextTurn,
     UserTurn,
 )
-from airvoice.engines.ultravox.generation import END_OF_TURN_TOKENS, GenerationSettings, ReplyStats
+from airvoice.engines.ultravox.generation import GenerationSettings
 from airvoice.engines.ultravox.loading import (
     UltravoxFiles,
     check_files,
-    generation_defaults,
-    load_feature_extractor,
-    load_tokenizer,
     locate_files,
 )
-from airvoice.engines.ultravox.processor import AudioProcessor, prepare_audio
-from airvoice.errors import AudioInputError, ConversationBusyError
 
 log = logging.getLogger(__name__)
 
@@ -210,75 +205,15 @@ class _LoopThread:
         self._thread.join(5)
 
 
-class VllmReplyStream:
-    """The streamed text of one reply (same interface as the torch engine's ``ReplyStream``)."""
-
-    def __init__(self, job: _VllmReply) -> None:
-        self._job = job
-        self._ended = False
-        self.text = ""
-
-    @property
-    def stats(self) -> ReplyStats:
-        return self._job.stats
-
-    def __aiter__(self) -> VllmReplyStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._ended:
-            raise StopAsyncIteration
-        try:
-            kind, value = await self._job.queue.get()
-        except BaseException:
-            self.cancel()
-            raise
-        if kind == "delta":
-            self.text += value
-            return value
-        self._ended = True
-        if kind == "error":
-            raise value
-        raise StopAsyncIteration
-
-    def cancel(self) -> None:
-        """Stop generating: the request is aborted in vLLM and its KV blocks freed."""
-        self._job.cancel()
-
-    async def aclose(self) -> None:
-        self.cancel()
-        self._ended = True
-
-    async def wait_finished(self) -> ReplyStats:
-        """Wait until the reply has ended and is committed to the conversation."""
-        await asyncio.wrap_future(self._job.finished)
-        return self._job.stats
-
-
-class _VllmReply:
+class _VllmReply(Reply):
     """One request: runs on the engine's loop, hands deltas to the caller's loop."""
 
-    def __init__(
-        self,
-        engine: VllmUltravoxEngine,
-        conversation: Conversation,
-        user_input: np.ndarray | str,
-        settings: GenerationSettings,
-        logprobs: int,
-        caller: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.engine = engine
-        self.conversation = conversation
-        self.user_input = user_input
-        self.settings = settings
-        self.num_logprobs = logprobs
-        self.caller = caller
-        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self.finished: concurrent.futures.Future[ReplyStats] = concurrent.futures.Future()
-        self.stats = ReplyStats(submitted_at=time.perf_counter())
+    engine: VllmUltravoxEngine
+
+    def __init__(self, *args: Any) -> None:  # Reply's arguments
+        super().__init__(*args)
         self.request_id = f"airvoice-{uuid.uuid4().hex}"
-        self.cancelled = False
-        self.previous: _VllmReply | None = None
+        self.previous: Reply | None = None
         """A cancelled reply of the same conversation that must commit before this one reads it."""
         self._submitted = threading.Event()
 
@@ -288,10 +223,6 @@ class _VllmReply:
         self.cancelled = True
         if self._submitted.is_set():
             self.engine.runtime.loop.submit(self.engine.llm.abort(self.request_id))
-
-    def _emit(self, kind: str, value: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the caller's loop is gone: nobody listens
-            self.caller.call_soon_threadsafe(self.queue.put_nowait, (kind, value))
 
     async def run(self) -> None:
         """On the engine's loop: build the prompt, stream the reply, commit it."""
@@ -356,16 +287,11 @@ class _VllmReply:
         stats.token_ids = tokens
         if stats.finish_reason is None:
             stats.finish_reason = "error" if error else "cancelled"
-        conv = self.conversation
         if user is not None and error is None and (self._submitted.is_set()):
-            conv.commit(user, AssistantTurn(text) if tokens else None)
-        with conv.lock:
-            if conv.active_reply is self:
-                conv.active_reply = None
+            self.conversation.commit(user, AssistantTurn(text) if tokens else None)
         with self.engine._pending_lock:
             self.engine._pending.discard(self)
-        self._emit("error", error) if error is not None else self._emit("done", None)
-        self.finished.set_result(stats)
+        self._end(error)
 
 
 class VllmRuntime:
@@ -459,7 +385,7 @@ class VllmRuntime:
         return AsyncLLM.from_engine_args(args, stat_loggers=[_stat_logger_factory(self.stats)])
 
 
-class VllmUltravoxEngine:
+class VllmUltravoxEngine(EngineBase):
     """Ultravox on vLLM: one ``AsyncLLM`` per process, every conversation batched together.
 
     Same interface as :class:`~airvoice.engines.ultravox.UltravoxEngine`: create it with
@@ -467,9 +393,8 @@ class VllmUltravoxEngine:
     ``async for delta in engine.respond(conversation, audio): ...``.
     """
 
-    _loaded: dict[tuple[Any, ...], VllmUltravoxEngine] = {}  # noqa: RUF012
-    _load_lock = threading.Lock()
     name = "vllm"
+    reply_class = _VllmReply
 
     def __init__(
         self,
@@ -478,20 +403,11 @@ class VllmUltravoxEngine:
         settings: GenerationSettings | None = None,
         generation: dict[str, Any] | None = None,
     ) -> None:
-        self.files = files
+        super().__init__(files, check_files(files), settings, generation)
         self.sizing = sizing
-        self.config = check_files(files)
-        self.tokenizer = load_tokenizer(files)
-        self.chat_template = ChatTemplate(self.tokenizer)
-        self.processor = AudioProcessor(load_feature_extractor(files, self.config), self.config)
         self.placeholder_ids = list(
             self.tokenizer.encode(AUDIO_PLACEHOLDER, add_special_tokens=False)
         )
-        defaults = generation_defaults(files)
-        if settings is None:
-            settings = GenerationSettings.from_generation_config(defaults, **(generation or {}))
-        self.settings = settings
-        self.stop_ids = self._stop_ids(defaults)
         self.runtime = VllmRuntime.acquire(files, sizing, self._hf_overrides())
         self._pending: set[_VllmReply] = set()
         self._pending_lock = threading.Lock()
@@ -524,93 +440,45 @@ class VllmUltravoxEngine:
         files = locate_files(ultravox, text_model, audio_model, cache_dir)
         sizing = sizing or VllmSizing()
         overrides = tuple(sorted((generation or {}).items()))
-        key = (files, sizing, settings, overrides)
-        with cls._load_lock:
-            engine = cls._loaded.get(key)
-            if engine is None:
-                engine = cls(files, sizing, settings, dict(overrides))
-                cls._loaded[key] = engine
-            return engine
+        return cls._load_once(
+            (files, sizing, settings, overrides),
+            lambda: cls(files, sizing, settings, dict(overrides)),
+        )
 
     def _hf_overrides(self) -> dict[str, Any]:
-        """Our architecture; and an in-vocabulary id for the audio positions when the config's
-        ``audio_token_index`` lies past the tokenizer (vLLM rejects such ids; the positions
-        hold audio embeddings, so which id marks them does not change the model's input)."""
+        """Our architecture, and the id that marks the audio positions of vLLM's prompt.
+
+        The reference's processor writes the tokenizer's EOS there (``audio_token_replacement``
+        in ``ultravox_processing.py``). The id does not change the model's input (the positions
+        hold audio embeddings), but vLLM's repetition penalty counts the prompt's ids
+        (``apply_penalties`` in ``vllm/model_executor/layers/utils.py``): with EOS there it
+        penalizes what the reference penalizes, EOS whenever the prompt has audio, and not the
+        config's ``audio_token_index`` (32000 in the hub repos: an ordinary Llama 3 token).
+        Without an EOS, an in-vocabulary id replaces an ``audio_token_index`` that lies past the
+        tokenizer (vLLM rejects such ids).
+        """
         overrides: dict[str, Any] = {"architectures": [ARCHITECTURE]}
+        eos = self.tokenizer.eos_token_id
         index = self.config.extra.get("audio_token_index")
-        if len(self.placeholder_ids) == 1 and (index is None or index >= len(self.tokenizer)):
+        if eos is not None:
+            overrides["audio_token_index"] = int(eos)
+        elif len(self.placeholder_ids) == 1 and (index is None or index >= len(self.tokenizer)):
             overrides["audio_token_index"] = self.placeholder_ids[0]
         return overrides
 
-    def _stop_ids(self, defaults: dict[str, Any]) -> frozenset[int]:
-        eos = defaults.get("eos_token_id")
-        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        vocab = self.tokenizer.get_vocab()
-        ids.update(vocab[t] for t in END_OF_TURN_TOKENS if t in vocab)
-        return frozenset(int(i) for i in ids)
+    # -- the backend's hooks --------------------------------------------------------------
+    def _context_budget(self, requested: int | None) -> int:
+        """The caller's budget or ``max_model_len``, whichever is less."""
+        if requested is None:
+            return self.sizing.max_model_len
+        return min(requested, self.sizing.max_model_len)
 
-    # -- the public interface, as the torch engine's ------------------------------------
-    def new_conversation(
-        self, system_prompt: str = DEFAULT_SYSTEM_PROMPT, max_context_tokens: int | None = None
-    ) -> Conversation:
-        """A fresh conversation; its budget defaults to ``max_model_len``."""
-        if max_context_tokens is None:
-            max_context_tokens = self.sizing.max_model_len
-        max_context_tokens = min(max_context_tokens, self.sizing.max_model_len)
-        conversation = Conversation(
-            system_prompt, max_context_tokens, chat_template=self.chat_template
-        )
-        return conversation
-
-    def respond(
-        self,
-        conversation: Conversation,
-        audio: np.ndarray,
-        sample_rate: int = SAMPLE_RATE,
-        *,
-        logprobs: int = 0,
-        **overrides: Any,
-    ) -> VllmReplyStream:
-        """Start a reply to ``audio`` in ``conversation``; returns at once with a delta stream.
-
-        ``logprobs`` records that many top log-probabilities per step in the reply's stats.
-        """
-        settings = replace(self.settings, **overrides) if overrides else self.settings
-        samples = prepare_audio(audio, sample_rate, settings.max_audio_seconds)
-        return self._start(conversation, samples, settings, logprobs)
-
-    def respond_text(
-        self, conversation: Conversation, text: str, *, logprobs: int = 0, **overrides: Any
-    ) -> VllmReplyStream:
-        """Start a reply to a typed user turn (same stream as :meth:`respond`)."""
-        if not text.strip():
-            raise AudioInputError("the text is empty: type something to send")
-        settings = replace(self.settings, **overrides) if overrides else self.settings
-        return self._start(conversation, text, settings, logprobs)
-
-    def _start(
-        self,
-        conversation: Conversation,
-        user_input: np.ndarray | str,
-        settings: GenerationSettings,
-        logprobs: int,
-    ) -> VllmReplyStream:
-        job = _VllmReply(
-            self, conversation, user_input, settings, logprobs, asyncio.get_running_loop()
-        )
-        with conversation.lock:
-            active = conversation.active_reply
-            if active is not None and not active.cancelled:
-                raise ConversationBusyError(
-                    "this conversation is still replying; cancel that reply (barge-in) before "
-                    "starting the next one"
-                )
-            job.previous = active
-            conversation.active_reply = job
+    def _submit(self, reply: Reply, previous: Reply | None) -> None:
+        assert isinstance(reply, _VllmReply)
+        reply.previous = previous
         with self._pending_lock:
-            self._pending.add(job)
-        self.runtime.loop.submit(job.run())
-        return VllmReplyStream(job)
+            self._pending.add(reply)
+        self.runtime.loop.submit(reply.run())
 
     # -- prompt building (on the engine's loop) -------------------------------------------
     def _user_turn(self, user_input: np.ndarray | str) -> UserTurn | UserTextTurn:
@@ -673,10 +541,7 @@ class VllmUltravoxEngine:
 
     def close(self) -> None:
         """Forget this engine; vLLM shuts down when no engine of the process uses it."""
-        with self._load_lock:
-            for key, engine in list(self._loaded.items()):
-                if engine is self:
-                    del self._loaded[key]
+        self._forget()
         self.runtime.release()
 
 
