@@ -46,12 +46,12 @@ def test_vllm_counts_the_reference_prompt_ids(vllm_engine):
     assert sum(isinstance(i, tuple) for i in items) == user.num_tokens > 0
 
 
-async def _turns(engine, audios, started):
+async def _turns(engine, audios, started, settings=PENALIZED):
     conversation = engine.new_conversation()
     conversation.started = started  # the same date in the system prompt
     tokens = []
     for audio in audios:
-        stream = engine.respond(conversation, audio, **PENALIZED.__dict__)
+        stream = engine.respond(conversation, audio, **settings.__dict__)
         _ = [d async for d in stream]
         tokens.append((await stream.wait_finished()).token_ids)
     return tokens
@@ -86,3 +86,22 @@ async def test_an_in_vocabulary_audio_token_index_is_not_penalized(vllm_engine, 
         assert await _turns(engine, audios, started) == expected
     finally:
         engine.close()
+
+
+async def test_audio_of_one_token_marked_by_eos_lands_at_its_own_position(vllm_engine):
+    """With EOS marking audio positions, a one-token audio (20 ms) is a lone EOS, like the
+    ``<|eot_id|>`` ending every earlier turn: vLLM must still put the audio at its own place.
+    Greedy torch and vLLM give the same tokens over three turns, the short one last."""
+    files = vllm_engine.files
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=8)
+    torch_engine = UltravoxEngine.load(
+        files.ultravox_dir, files.text_model_dir, device="cpu", dtype="float32", settings=settings
+    )
+    audios = [speechlike(1.0, seed=31), speechlike(0.6, seed=32), speechlike(0.02, seed=33)]
+    assert vllm_engine.processor.token_count(audios[-1].size) == 1
+    started = torch_engine.new_conversation().started
+    try:
+        expected = await _turns(torch_engine, audios, started, settings)
+    finally:
+        torch_engine.close()
+    assert await _turns(vllm_engine, audios, started, settings) == expected
