@@ -116,6 +116,17 @@ def deploy(
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="Origin (scheme://host[:port]) of a web page on another site that may use "
+            "the deployment from a browser: every pod's allowed origins and the dispatcher's "
+            "CORS; repeat for several [default: none].",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
     hf_secret: Annotated[
         str | None,
         typer.Option(
@@ -274,6 +285,7 @@ def deploy(
             trusted_proxies=tuple(
                 p.strip() for p in (trusted_proxies or "").split(",") if p.strip()
             ),
+            allowed_origins=tuple(allow_origin or ()),
             volume_size_gb=volume_size,
             data_centers=tuple(data_center or ()),
             regions=regions,

@@ -68,6 +68,7 @@ from airvoice.cloud.specs import (
 from airvoice.cloud.timing import Timing
 from airvoice.config import parse_networks
 from airvoice.errors import AirvoiceError
+from airvoice.origins import normalize_origin
 
 CLOUDS = ("SECURE", "COMMUNITY")
 
@@ -106,6 +107,9 @@ class DeployOptions:
     trusted_proxies: tuple[str, ...] = ()
     """The pod's ``AIRVOICE_TRUSTED_PROXIES`` (none by default: RunPod does not document the
     addresses of the load balancer in front of pods)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web pages on other origins that may use the deployment from a browser: every replica's
+    ``AIRVOICE_ALLOWED_ORIGINS`` and the dispatcher's CORS (``--allow-origin``)."""
     volume_size_gb: int | None = None
     data_centers: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
@@ -137,6 +141,11 @@ class DeployOptions:
             parse_networks(self.trusted_proxies)
         except ValueError as exc:
             raise DeployError(f"--trusted-proxies: {exc}") from None
+        try:
+            origins = tuple(dict.fromkeys(normalize_origin(o) for o in self.allowed_origins))
+        except ValueError as exc:
+            raise DeployError(f"--allow-origin: {exc}.") from None
+        object.__setattr__(self, "allowed_origins", origins)
         if self.gpu.memory_gb is not None:
             error = memory_error(self.gpu.name, self.gpu.memory_gb, self.preset)
             if error:
@@ -165,6 +174,7 @@ class DeployOptions:
             idle_action=self.idle_action,
             deployment=self.name,
             trusted_proxies=self.trusted_proxies,
+            allowed_origins=self.allowed_origins,
         )
 
 
@@ -803,6 +813,7 @@ class Deployer:
                 secret=secret,
                 deployment=options.name,
                 registry=options.registry,
+                allow_origins=options.allowed_origins,
             )
             try:
                 with self.reporter.phase(f"creating the dispatcher pod in {dc.id}"):

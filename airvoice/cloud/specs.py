@@ -6,6 +6,7 @@ One place builds them, so ``--dry-run`` prints exactly what a real deploy sends,
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -150,6 +151,8 @@ class ServerSettings:
     engine: str = "auto"
     trusted_proxies: tuple[str, ...] = ()
     """Proxies whose ``X-Forwarded-For`` the server believes (``AIRVOICE_TRUSTED_PROXIES``)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Other web pages (origins) whose browsers may open ``/ws`` (``AIRVOICE_ALLOWED_ORIGINS``)."""
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -177,6 +180,9 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         env["AIRVOICE_DISPATCH_SECRET"] = settings.dispatch_secret
     if settings.trusted_proxies:
         env["AIRVOICE_TRUSTED_PROXIES"] = ",".join(settings.trusted_proxies)
+    if settings.allowed_origins:
+        # A JSON list: how ServerConfig (pydantic-settings) reads a list from the environment.
+        env["AIRVOICE_ALLOWED_ORIGINS"] = json.dumps(list(settings.allowed_origins))
     if settings.idle_shutdown_minutes > 0:
         env["AIRVOICE_IDLE_SHUTDOWN_MINUTES"] = f"{settings.idle_shutdown_minutes:g}"
         env["AIRVOICE_IDLE_ACTION"] = settings.idle_action
@@ -237,9 +243,14 @@ def dispatcher_pod_request(
     secret: str,
     deployment: str,
     registry: str | None = None,
+    allow_origins: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``CreatePodRequest`` of the small CPU pod that runs ``airvoice dispatch`` in front of the
-    replicas (their proxy URLs), in their data center."""
+    replicas (their proxy URLs), in their data center; ``allow_origins`` are the web pages
+    that may call ``/connect`` from a browser (CORS)."""
+    args = f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT}"
+    for origin in allow_origins:
+        args += f" --allow-origin {shlex.quote(origin)}"
     body: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -254,7 +265,7 @@ def dispatcher_pod_request(
             DEPLOYMENT_ENV: deployment,
             ROLE_ENV: "dispatcher",
         },
-        "args": f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT}",
+        "args": args,
         "disk": CONTAINER_DISK_GB,
     }
     if registry:
