@@ -347,9 +347,17 @@ def deploy(
             )
         if idle_shutdown > 0:
             verb = "terminates" if result.idle_action == "terminate" else "stops"
+            what = "each replica" if result.dispatcher_pod_id else "the pod"
             out.print(
-                f"  {verb} itself after {idle_shutdown:g} min with no session", highlight=False
+                f"  {what} {verb} itself after {idle_shutdown:g} min with no session",
+                highlight=False,
             )
+            if result.dispatcher_pod_id:
+                out.print(
+                    f"  the dispatcher {verb} itself {options.dispatcher_idle_minutes:g} min "
+                    "after its last replica",
+                    highlight=False,
+                )
         out.print(f"\nConnect:  {escape(result.talk_command)}", highlight=False, soft_wrap=True)
         out.print(
             f"Remove:   {escape(result.down_command)}  (add --volume to delete the weights too)",

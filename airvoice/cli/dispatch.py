@@ -54,6 +54,17 @@ def dispatch(
             "browser (CORS); repeatable."
         ),
     ] = None,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="In a RunPod pod: end the pod once no replica has answered for this many "
+            "minutes (0: never). Outside a pod: no effect.",
+        ),
+    ] = 15.0,
+    idle_action: Annotated[
+        str, typer.Option(help="terminate or stop the pod when --idle-timeout passes.")
+    ] = "terminate",
     ssl_certfile: Annotated[str | None, typer.Option(help="TLS certificate.")] = None,
     ssl_keyfile: Annotated[str | None, typer.Option(help="TLS private key.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
@@ -72,6 +83,8 @@ def dispatch(
             token_ttl=token_ttl,
             poll_interval=poll_interval,
             allow_origin=allow_origin,
+            idle_timeout=idle_timeout,
+            idle_action=idle_action,
             ssl_certfile=ssl_certfile,
             ssl_keyfile=ssl_keyfile,
             log_level=log_level,
@@ -116,6 +129,8 @@ def dispatch_config(
     token_ttl: float,
     poll_interval: float,
     allow_origin: list[str] | None,
+    idle_timeout: float,
+    idle_action: str,
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
     log_level: str,
@@ -154,6 +169,8 @@ def dispatch_config(
         token_ttl_seconds=token_ttl,
         poll_interval_seconds=poll_interval,
         allow_origins=origins,
+        idle_timeout_minutes=idle_timeout,
+        idle_action=idle_action.strip().lower(),
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         log_level=log_level,

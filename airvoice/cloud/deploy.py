@@ -54,6 +54,7 @@ from airvoice.cloud.sizing import PresetSize
 from airvoice.cloud.specs import (
     CONTAINER_DISK_GB,
     DISPATCH_PORT,
+    DISPATCHER_IDLE_MINUTES,
     DISPATCHER_VCPUS,
     IDLE_ACTIONS,
     MIN_CUDA_VERSION,
@@ -155,6 +156,11 @@ class DeployOptions:
     def uses_volume(self) -> bool:
         """Secure Cloud keeps the weights on a network volume; Community Cloud has none."""
         return self.cloud == "SECURE"
+
+    @property
+    def dispatcher_idle_minutes(self) -> float:
+        """When the dispatcher pod ends itself after its replicas: never if they never do."""
+        return DISPATCHER_IDLE_MINUTES if self.idle_shutdown_minutes > 0 else 0.0
 
     @property
     def volume_gb(self) -> int:
@@ -362,9 +368,11 @@ def plan_deploy(
     add(PlannedRequest("GET", f"{api}/pods/{pod_id}", note="polled until RUNNING"))
     add(PlannedRequest("GET", proxy.health(pod_id, SERVER_PORT), note="polled until 200"))
     if options.replicas > 1:
+        idle = options.dispatcher_idle_minutes
+        ends = f"; it ends itself {idle:g} min after its last replica" if idle else ""
         plan.steps.append(
             f"create a {DISPATCHER_VCPUS}-vCPU pod in {dc} running `airvoice dispatch` over the "
-            f"replicas; print {proxy.base('<dispatcher pod id>', DISPATCH_PORT)}/connect"
+            f"replicas{ends}; print {proxy.base('<dispatcher pod id>', DISPATCH_PORT)}/connect"
         )
     else:
         plan.steps.append(f"print {proxy.websocket(pod_id, SERVER_PORT)} and the token")
@@ -814,6 +822,8 @@ class Deployer:
                 deployment=options.name,
                 registry=options.registry,
                 allow_origins=options.allowed_origins,
+                idle_minutes=options.dispatcher_idle_minutes,
+                idle_action=options.idle_action,
             )
             try:
                 with self.reporter.phase(f"creating the dispatcher pod in {dc.id}"):

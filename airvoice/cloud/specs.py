@@ -29,6 +29,10 @@ DISPATCH_PORT = 8080
 ROLE_ENV = "AIRVOICE_ROLE"
 """``replica`` (a serving GPU pod) or ``dispatcher`` (the CPU pod in front of the replicas)."""
 DISPATCHER_VCPUS = 2
+DISPATCHER_IDLE_MINUTES = 15.0
+"""The dispatcher pod ends itself once no replica has answered for this long: the replicas have
+ended themselves (idle shutdown), or died. Longer than a crashed replica's restart (container
+start and model load from the volume) takes, so a restart does not leave it without its front."""
 VOLUME_PATH = "/workspace"
 HF_HOME = f"{VOLUME_PATH}/hf"
 PREFETCH_OK = "AIRVOICE_PREFETCH_OK"
@@ -244,11 +248,18 @@ def dispatcher_pod_request(
     deployment: str,
     registry: str | None = None,
     allow_origins: tuple[str, ...] = (),
+    idle_minutes: float = DISPATCHER_IDLE_MINUTES,
+    idle_action: str = "terminate",
 ) -> dict[str, Any]:
     """``CreatePodRequest`` of the small CPU pod that runs ``airvoice dispatch`` in front of the
     replicas (their proxy URLs), in their data center; ``allow_origins`` are the web pages
-    that may call ``/connect`` from a browser (CORS)."""
-    args = f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT}"
+    that may call ``/connect`` from a browser (CORS). The pod ends itself (``idle_action``)
+    once no replica has answered for ``idle_minutes`` (0: never), with the pod id and the
+    pod-scoped API key RunPod injects into every pod."""
+    args = (
+        f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT} "
+        f"--idle-timeout {idle_minutes:g} --idle-action {shlex.quote(idle_action)}"
+    )
     for origin in allow_origins:
         args += f" --allow-origin {shlex.quote(origin)}"
     body: dict[str, Any] = {

@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 from cloud_helpers import SERVER_TOKEN, deploy_json, run_cli
-from replica_rig import replica_rig
+from replica_rig import dispatcher_config, replica_rig
 
 from airvoice.config import ServerConfig
 from airvoice.server.app import origin_allowed
@@ -100,7 +100,7 @@ def test_replicas_the_dispatcher_and_scale_keep_the_origins(fake, cloud_env, mon
         cloud_env.setenv("AIRVOICE_RUNPOD_PROXY_TEMPLATE", rig.template)
         code, result, err = deploy_json(
             "--replicas", "2", "--token", SERVER_TOKEN, "--skip-prefetch", "--timeout", "1",
-            "--allow-origin", SITE, "--allow-origin", DEV,
+            "--allow-origin", SITE, "--allow-origin", DEV, "--idle-shutdown", "0",
         )  # fmt: skip
         assert code == 0, err
         replicas = [p for p in fake.live_pods() if p["env"]["AIRVOICE_ROLE"] == "replica"]
@@ -109,6 +109,9 @@ def test_replicas_the_dispatcher_and_scale_keep_the_origins(fake, cloud_env, mon
         for pod in replicas:
             assert json.loads(pod["env"]["AIRVOICE_ALLOWED_ORIGINS"]) == [SITE, DEV]
         assert dispatcher["args"].endswith(f"--allow-origin {SITE} --allow-origin {DEV}")
+        config = dispatcher_config(dispatcher["args"], dispatcher["env"])
+        assert config.allow_origins == [SITE, DEV]
+        assert config.idle_timeout_minutes == 0  # replicas that never end: nor does it
 
         # The dispatcher the pod runs (built from its args and env, as the CLI in it does)
         # lets the page's browser call /connect, and no other page.
