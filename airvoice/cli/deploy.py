@@ -116,6 +116,17 @@ def deploy(
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="Origin (scheme://host[:port]) of a web page on another site that may use "
+            "the deployment from a browser: every pod's allowed origins and the dispatcher's "
+            "CORS; repeat for several [default: none].",
+            rich_help_panel=_PANEL_SERVER,
+            show_default=False,
+        ),
+    ] = None,
     hf_secret: Annotated[
         str | None,
         typer.Option(
@@ -274,6 +285,7 @@ def deploy(
             trusted_proxies=tuple(
                 p.strip() for p in (trusted_proxies or "").split(",") if p.strip()
             ),
+            allowed_origins=tuple(allow_origin or ()),
             volume_size_gb=volume_size,
             data_centers=tuple(data_center or ()),
             regions=regions,
@@ -335,9 +347,17 @@ def deploy(
             )
         if idle_shutdown > 0:
             verb = "terminates" if result.idle_action == "terminate" else "stops"
+            what = "each replica" if result.dispatcher_pod_id else "the pod"
             out.print(
-                f"  {verb} itself after {idle_shutdown:g} min with no session", highlight=False
+                f"  {what} {verb} itself after {idle_shutdown:g} min with no session",
+                highlight=False,
             )
+            if result.dispatcher_pod_id:
+                out.print(
+                    f"  the dispatcher {verb} itself {options.dispatcher_idle_minutes:g} min "
+                    "after its last replica",
+                    highlight=False,
+                )
         out.print(f"\nConnect:  {escape(result.talk_command)}", highlight=False, soft_wrap=True)
         out.print(
             f"Remove:   {escape(result.down_command)}  (add --volume to delete the weights too)",

@@ -54,6 +54,7 @@ from airvoice.cloud.sizing import PresetSize
 from airvoice.cloud.specs import (
     CONTAINER_DISK_GB,
     DISPATCH_PORT,
+    DISPATCHER_IDLE_MINUTES,
     DISPATCHER_VCPUS,
     IDLE_ACTIONS,
     MIN_CUDA_VERSION,
@@ -68,6 +69,7 @@ from airvoice.cloud.specs import (
 from airvoice.cloud.timing import Timing
 from airvoice.config import parse_networks
 from airvoice.errors import AirvoiceError
+from airvoice.origins import normalize_origin
 
 CLOUDS = ("SECURE", "COMMUNITY")
 
@@ -106,6 +108,9 @@ class DeployOptions:
     trusted_proxies: tuple[str, ...] = ()
     """The pod's ``AIRVOICE_TRUSTED_PROXIES`` (none by default: RunPod does not document the
     addresses of the load balancer in front of pods)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Web pages on other origins that may use the deployment from a browser: every replica's
+    ``AIRVOICE_ALLOWED_ORIGINS`` and the dispatcher's CORS (``--allow-origin``)."""
     volume_size_gb: int | None = None
     data_centers: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
@@ -137,6 +142,11 @@ class DeployOptions:
             parse_networks(self.trusted_proxies)
         except ValueError as exc:
             raise DeployError(f"--trusted-proxies: {exc}") from None
+        try:
+            origins = tuple(dict.fromkeys(normalize_origin(o) for o in self.allowed_origins))
+        except ValueError as exc:
+            raise DeployError(f"--allow-origin: {exc}.") from None
+        object.__setattr__(self, "allowed_origins", origins)
         if self.gpu.memory_gb is not None:
             error = memory_error(self.gpu.name, self.gpu.memory_gb, self.preset)
             if error:
@@ -146,6 +156,11 @@ class DeployOptions:
     def uses_volume(self) -> bool:
         """Secure Cloud keeps the weights on a network volume; Community Cloud has none."""
         return self.cloud == "SECURE"
+
+    @property
+    def dispatcher_idle_minutes(self) -> float:
+        """When the dispatcher pod ends itself after its replicas: never if they never do."""
+        return DISPATCHER_IDLE_MINUTES if self.idle_shutdown_minutes > 0 else 0.0
 
     @property
     def volume_gb(self) -> int:
@@ -165,6 +180,7 @@ class DeployOptions:
             idle_action=self.idle_action,
             deployment=self.name,
             trusted_proxies=self.trusted_proxies,
+            allowed_origins=self.allowed_origins,
         )
 
 
@@ -352,9 +368,11 @@ def plan_deploy(
     add(PlannedRequest("GET", f"{api}/pods/{pod_id}", note="polled until RUNNING"))
     add(PlannedRequest("GET", proxy.health(pod_id, SERVER_PORT), note="polled until 200"))
     if options.replicas > 1:
+        idle = options.dispatcher_idle_minutes
+        ends = f"; it ends itself {idle:g} min after its last replica" if idle else ""
         plan.steps.append(
             f"create a {DISPATCHER_VCPUS}-vCPU pod in {dc} running `airvoice dispatch` over the "
-            f"replicas; print {proxy.base('<dispatcher pod id>', DISPATCH_PORT)}/connect"
+            f"replicas{ends}; print {proxy.base('<dispatcher pod id>', DISPATCH_PORT)}/connect"
         )
     else:
         plan.steps.append(f"print {proxy.websocket(pod_id, SERVER_PORT)} and the token")
@@ -803,6 +821,9 @@ class Deployer:
                 secret=secret,
                 deployment=options.name,
                 registry=options.registry,
+                allow_origins=options.allowed_origins,
+                idle_minutes=options.dispatcher_idle_minutes,
+                idle_action=options.idle_action,
             )
             try:
                 with self.reporter.phase(f"creating the dispatcher pod in {dc.id}"):

@@ -6,6 +6,7 @@ One place builds them, so ``--dry-run`` prints exactly what a real deploy sends,
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ DISPATCH_PORT = 8080
 ROLE_ENV = "AIRVOICE_ROLE"
 """``replica`` (a serving GPU pod) or ``dispatcher`` (the CPU pod in front of the replicas)."""
 DISPATCHER_VCPUS = 2
+DISPATCHER_IDLE_MINUTES = 15.0
+"""The dispatcher pod ends itself once no replica has answered for this long: the replicas have
+ended themselves (idle shutdown), or died. Longer than a crashed replica's restart (container
+start and model load from the volume) takes, so a restart does not leave it without its front."""
 VOLUME_PATH = "/workspace"
 HF_HOME = f"{VOLUME_PATH}/hf"
 PREFETCH_OK = "AIRVOICE_PREFETCH_OK"
@@ -150,6 +155,8 @@ class ServerSettings:
     engine: str = "auto"
     trusted_proxies: tuple[str, ...] = ()
     """Proxies whose ``X-Forwarded-For`` the server believes (``AIRVOICE_TRUSTED_PROXIES``)."""
+    allowed_origins: tuple[str, ...] = ()
+    """Other web pages (origins) whose browsers may open ``/ws`` (``AIRVOICE_ALLOWED_ORIGINS``)."""
 
 
 def server_env(settings: ServerSettings) -> dict[str, str]:
@@ -177,6 +184,9 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         env["AIRVOICE_DISPATCH_SECRET"] = settings.dispatch_secret
     if settings.trusted_proxies:
         env["AIRVOICE_TRUSTED_PROXIES"] = ",".join(settings.trusted_proxies)
+    if settings.allowed_origins:
+        # A JSON list: how ServerConfig (pydantic-settings) reads a list from the environment.
+        env["AIRVOICE_ALLOWED_ORIGINS"] = json.dumps(list(settings.allowed_origins))
     if settings.idle_shutdown_minutes > 0:
         env["AIRVOICE_IDLE_SHUTDOWN_MINUTES"] = f"{settings.idle_shutdown_minutes:g}"
         env["AIRVOICE_IDLE_ACTION"] = settings.idle_action
@@ -237,9 +247,21 @@ def dispatcher_pod_request(
     secret: str,
     deployment: str,
     registry: str | None = None,
+    allow_origins: tuple[str, ...] = (),
+    idle_minutes: float = DISPATCHER_IDLE_MINUTES,
+    idle_action: str = "terminate",
 ) -> dict[str, Any]:
     """``CreatePodRequest`` of the small CPU pod that runs ``airvoice dispatch`` in front of the
-    replicas (their proxy URLs), in their data center."""
+    replicas (their proxy URLs), in their data center; ``allow_origins`` are the web pages
+    that may call ``/connect`` from a browser (CORS). The pod ends itself (``idle_action``)
+    once no replica has answered for ``idle_minutes`` (0: never), with the pod id and the
+    pod-scoped API key RunPod injects into every pod."""
+    args = (
+        f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT} "
+        f"--idle-timeout {idle_minutes:g} --idle-action {shlex.quote(idle_action)}"
+    )
+    for origin in allow_origins:
+        args += f" --allow-origin {shlex.quote(origin)}"
     body: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -254,7 +276,7 @@ def dispatcher_pod_request(
             DEPLOYMENT_ENV: deployment,
             ROLE_ENV: "dispatcher",
         },
-        "args": f"dispatch --host 0.0.0.0 --port {DISPATCH_PORT}",
+        "args": args,
         "disk": CONTAINER_DISK_GB,
     }
     if registry:

@@ -11,6 +11,7 @@ that the Pipecat client shows as its error.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -25,6 +26,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from airvoice.dispatch.config import DispatchConfig
+from airvoice.dispatch.idle import pod_idle_stop
 from airvoice.dispatch.replicas import PoolSettings, ReplicaPool, websocket_url
 from airvoice.session_tokens import check_secret, sign
 
@@ -68,17 +70,26 @@ def create_dispatch_app(config: DispatchConfig, pool: ReplicaPool | None = None)
         kv_cache_full=config.kv_cache_full,
     )
     pool = pool or ReplicaPool(config.replicas, settings)
+    idle_stop = pod_idle_stop(
+        pool, config.idle_timeout_minutes, config.idle_action, config.poll_interval_seconds
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.start()
+        watch = asyncio.create_task(idle_stop.run()) if idle_stop is not None else None
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
             await pool.stop()
 
     app = FastAPI(title="airvoice dispatch", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.pool = pool
+    app.state.idle_stop = idle_stop
     if config.allow_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,9 @@ class DispatchConfig(BaseSettings):
     retry_after_seconds: int = Field(5, ge=1)
     allow_origins: list[str] = Field(default_factory=list)
     """Web pages (origins) allowed to call ``/connect`` from a browser (CORS)."""
+    idle_timeout_minutes: float = Field(0.0, ge=0)
+    """Inside a RunPod pod: end the pod once no replica has answered for this long (0: never)."""
+    idle_action: Literal["terminate", "stop"] = "terminate"
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     log_level: str = "info"

@@ -8,20 +8,34 @@ dispatcher built from that pod's environment, as ``airvoice dispatch`` in the po
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import typer
 from cloud_helpers import SERVER_TOKEN
 from fastapi import FastAPI, Request, Response
 
+from airvoice.cli import app as cli_app
+from airvoice.cli.dispatch import dispatch_config
 from airvoice.config import ServerConfig
 from airvoice.dispatch.app import create_dispatch_app
 from airvoice.dispatch.config import DispatchConfig
 from airvoice.server.run import ServerThread, bound_port
 from airvoice.testing.replicas import instant_app, instant_config
+
+
+def dispatcher_config(args: str, env: dict[str, str], **overrides: Any) -> DispatchConfig:
+    """The settings ``airvoice <args>`` builds in a pod with ``env``: the real command's own
+    option parsing, then its settings builder (``overrides`` replace parsed values)."""
+    argv = shlex.split(args)
+    assert argv[0] == "dispatch", args
+    command = typer.main.get_command(cli_app).commands["dispatch"]  # type: ignore[attr-defined]
+    params = {**command.make_context("dispatch", argv[1:]).params, **overrides}
+    return dispatch_config(**params, environ=env)
 
 
 @dataclass
@@ -45,13 +59,8 @@ class ProxyRig:
         key = f"{pod}-{port}"
         if key not in self.backends:
             if port == "8080":
-                env = self.fake.pods[pod].data["env"]
-                config = DispatchConfig(
-                    replicas=env["AIRVOICE_DISPATCH_REPLICAS"].split(","),
-                    token=env["AIRVOICE_TOKEN"],
-                    secret=env["AIRVOICE_DISPATCH_SECRET"],
-                    poll_interval_seconds=0.2,
-                )
+                data = self.fake.pods[pod].data
+                config = dispatcher_config(data["args"], data["env"], poll_interval=0.2)
                 self.backends[key] = self._serve(create_dispatch_app(config))
             else:
                 self.backends[key] = self.spare.pop(0)
@@ -70,7 +79,7 @@ def proxy_app(rig: ProxyRig) -> FastAPI:
     app = FastAPI()
     http = httpx.AsyncClient(timeout=30)
 
-    @app.api_route("/{target}/{path:path}", methods=["GET", "POST", "PUT"])
+    @app.api_route("/{target}/{path:path}", methods=["GET", "POST", "PUT", "OPTIONS"])
     async def forward(target: str, path: str, request: Request) -> Response:
         pod, _, port = target.rpartition("-")
         if pod not in rig.fake.pods:

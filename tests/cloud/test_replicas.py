@@ -10,7 +10,7 @@ import time
 
 import httpx
 from cloud_helpers import SERVER_TOKEN, deploy_json, run_cli
-from replica_rig import replica_rig
+from replica_rig import dispatcher_config, replica_rig
 
 from airvoice.testing.wire import WireClient
 
@@ -52,6 +52,9 @@ def test_deploy_three_replicas_on_one_volume_behind_a_dispatcher(fake, cloud_env
             dispatcher["env"]["AIRVOICE_DISPATCH_SECRET"]
             == replicas[0]["env"]["AIRVOICE_DISPATCH_SECRET"]
         )
+        # It ends itself (the replicas' idle action) 15 min after its last replica has gone.
+        config = dispatcher_config(dispatcher["args"], dispatcher["env"])
+        assert (config.idle_timeout_minutes, config.idle_action) == (15, "terminate")
         endpoint = rig.template.format(pod=dispatcher["id"], port=8080) + "/connect"
         assert result["endpoint"] == endpoint and result["dispatcher_pod_id"] == dispatcher["id"]
         assert result["talk_command"].startswith(f"airvoice talk {endpoint}")
