@@ -116,25 +116,29 @@ async def one_session(
     body = response.json()
     port = body["ws_url"].split(":")[2].split("/")[0]
     out.replica = port
-    try:
-        ws = await open_session(body["ws_url"], body["token"])
-    except websockets.ConnectionClosed as exc:
-        if exc.rcvd is not None and exc.rcvd.code == 1008:
-            out.refused_by, out.free_at_refusal = "replica", pool.free()
-        else:
-            out.failed = f"closed {exc.rcvd.code if exc.rcvd else None}"
-        return
-    except (TimeoutError, OSError) as exc:
-        out.failed = type(exc).__name__
-        return
-    out.started = time.perf_counter()
+    # From the dispatcher's answer the slot is this client's (the dispatcher reserved it), so
+    # the clients' view counts it from here, not from bot-ready.
     pool.live[port] = pool.live.get(port, 0) + 1
     try:
-        await asyncio.sleep(hold)
+        try:
+            ws = await open_session(body["ws_url"], body["token"])
+        except websockets.ConnectionClosed as exc:
+            if exc.rcvd is not None and exc.rcvd.code == 1008:
+                out.refused_by, out.free_at_refusal = "replica", pool.free()
+            else:
+                out.failed = f"closed {exc.rcvd.code if exc.rcvd else None}"
+            return
+        except (TimeoutError, OSError) as exc:
+            out.failed = type(exc).__name__
+            return
+        out.started = time.perf_counter()
+        try:
+            await asyncio.sleep(hold)
+        finally:
+            out.ended = time.perf_counter()
+            await ws.close()
     finally:
         pool.end(port)
-        out.ended = time.perf_counter()
-        await ws.close()
 
 
 def max_overlap(intervals: list[tuple[float, float]]) -> int:
