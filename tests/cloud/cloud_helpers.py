@@ -7,12 +7,21 @@ import json
 from typer.testing import CliRunner
 
 from airvoice.cli import app
+from airvoice.cloud.specs import ServerSettings
 
 API_KEY = "rpa_TESTKEY_do_not_print_0123456789"
 HF_TOKEN = "hf_TESTTOKEN_secret_987654321"
 SERVER_TOKEN = "cloud-test-token-0123456789"
 VOICE = "jm_kumo"
 FAST = ["--poll-interval", "0.05"]
+SETTINGS = ServerSettings(
+    token="<session token>",
+    preset="ultravox-8b",
+    ultravox_repo="fixie-ai/ultravox-v0_5-llama-3_1-8b",
+    voice="af_heart",
+    idle_shutdown_minutes=30,
+)
+"""A serving pod's settings, as deploy makes them for the 8B preset."""
 
 
 def run_cli(*args: str):

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cloud_helpers import SETTINGS
 
 from airvoice.cloud.specs import (
     DEFAULT_IMAGE,
     HfCredential,
-    ServerSettings,
     gpu_pod_request,
     prefetch_pod_request,
     volume_request,
@@ -18,13 +18,6 @@ from airvoice.cloud.specs import (
 from airvoice.testing.fakerunpod import OpenApiValidator
 
 INFRA = Path(__file__).resolve().parents[2] / "infra" / "runpod"
-SETTINGS = ServerSettings(
-    token="<session token>",
-    preset="ultravox-8b",
-    ultravox_repo="fixie-ai/ultravox-v0_5-llama-3_1-8b",
-    voice="af_heart",
-    idle_shutdown_minutes=30,
-)
 EXPECTED = {
     "network-volume.json": (
         "/v2/network-volumes",

@@ -5,17 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from cloud_helpers import SETTINGS
 
-from airvoice.cloud.specs import ServerSettings, server_env
+from airvoice.cloud.specs import server_env
 from airvoice.config import ServerConfig
-
-SETTINGS = ServerSettings(
-    token="<session token>",
-    preset="ultravox-8b",
-    ultravox_repo="fixie-ai/ultravox-v0_5-llama-3_1-8b",
-    voice="af_heart",
-    idle_shutdown_minutes=30,
-)
 
 
 def _server_config(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> ServerConfig:
