@@ -64,7 +64,7 @@ async def test_a_spoken_turn_shows_bot_text_and_latency(engines, speech_wav, tmp
     # over; the server's runs from that call. So the browser's is the larger of the two.
     assert 0 < server_ms < browser_ms < 20_000
     assert f"Latency {browser_ms} ms" in latency_line and f"{server_ms} ms" in latency_line
-    assert "LLM" in latency_line and "TTS" in latency_line
+    assert "LLM" in latency_line and "TTS" in latency_line and "sending" in latency_line
     # Nothing left this machine, the log is not vacuous, and the token never rode on a URL.
     assert not log.outside(), log.outside()
     assert any(u.endswith("/static/protocol.js") for u in log.urls)

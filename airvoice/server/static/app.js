@@ -250,6 +250,9 @@ class Turn {
       const detail = [];
       if (typeof s.llm_first_text_ms === "number") detail.push(`LLM ${fmtMs(s.llm_first_text_ms)}`);
       if (typeof s.tts_first_audio_ms === "number") detail.push(`TTS ${fmtMs(s.tts_first_audio_ms)}`);
+      if (typeof s.send_first_audio_ms === "number") {
+        detail.push(`sending ${fmtMs(s.send_first_audio_ms)}`);
+      }
       const more = detail.length ? ` (${detail.join(", ")})` : "";
       parts.push(`server: turn end → first audio ${fmtMs(s.turn_end_to_first_audio_ms)}${more}`);
     }
