@@ -30,18 +30,28 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> Callable[[], None] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
+def _glibc(*names: str) -> list[Any] | None:
+    """glibc's functions of these names, or None on another C library (musl, macOS)."""
+    path = ctypes.util.find_library("c")
+    if path is None:
         return None
     try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        libc = ctypes.CDLL(path)
+        return [getattr(libc, name) for name in names]
+    except (OSError, AttributeError):
         return None
+
+
+def _malloc_trim() -> Callable[[], None] | None:
+    found = _glibc("malloc_trim")
+    if found is None:
+        return None
+    (trim,) = found
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return lambda: trim(0)
 
@@ -53,27 +63,20 @@ MALLOC_ARENAS = 2
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Let glibc make at most ``arenas`` malloc arenas from now on (as ``MALLOC_ARENA_MAX``
     does); whether it could (False on other C libraries)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    found = _glibc("mallopt")
+    if found is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
+    (mallopt,) = found
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 
 def malloc_arenas() -> int | None:
     """How many malloc arenas glibc has made in this process (None if not glibc)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    found = _glibc("malloc_info", "fdopen", "fclose")
+    if found is None:
         return None
-    try:
-        libc = ctypes.CDLL(name)
-        info, fopen, fclose = libc.malloc_info, libc.fdopen, libc.fclose
-    except (OSError, AttributeError):
-        return None
+    info, fopen, fclose = found
     fopen.argtypes, fopen.restype = [ctypes.c_int, ctypes.c_char_p], ctypes.c_void_p
     info.argtypes, info.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_int
     fclose.argtypes = [ctypes.c_void_p]
