@@ -72,7 +72,11 @@ class TurnLatency:
         known = [(name, round(value)) for name, value in parts if value is not None]
         server = sum(v for _, v in known) if len(known) == len(parts) else round(self.server_ms)
         buffer = round(self.buffer_ms or 0.0)
-        turn_end = whole - server - buffer
+        # Each part is rounded on its own, so their sum can pass the rounded whole by a
+        # millisecond or two; the turn-end part is never below zero (see fit_to_server).
+        turn_end = max(whole - server - buffer, 0)
+        whole = turn_end + server + buffer
+        head = f"{whole} ms from your last word to the bot's voice"
         inside = " + ".join(f"{name} {v}" for name, v in known) if len(known) == len(parts) else ""
         server_text = f"server {server}" + (f" ({inside})" if inside else "")
         return f"{head} = turn end + network {turn_end} + {server_text} + playback buffer {buffer}"

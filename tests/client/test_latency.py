@@ -124,6 +124,17 @@ def test_a_line_without_the_servers_breakdown_says_only_what_is_known():
     assert late_noise.turn_end_ms == 0 and late_noise.user_to_speaker_ms == 580.0
 
 
+def test_parts_rounded_apart_never_make_the_turn_end_negative():
+    """A CI run printed "turn end + network -1": after fit_to_server the turn-end part is 0,
+    but Ultravox, Kokoro and sending each round up while their sum rounds down."""
+    parts = {"llm_first_text_ms": 23.6, "tts_first_audio_ms": 1348.6, "send_first_audio_ms": 3.2}
+    late_noise = TurnLatency(1300.0, {"turn_end_to_first_audio_ms": 1375.4, **parts}, 13.0)
+    late_noise.fit_to_server()
+    whole, turn_end, server_ms, llm, tts, send, buffer = _figures(late_noise.describe())
+    assert (turn_end, server_ms, llm, tts, send, buffer) == (0, 1376, 24, 1349, 3, 13)
+    assert whole == turn_end + server_ms + buffer == 1389
+
+
 def test_the_annotated_example_in_the_client_guide_adds_up():
     guide = Path(__file__).resolve().parents[2] / "docs" / "client.md"
     section = guide.read_text().split("## The latency of a turn")[1].split("\n## ")[0]
