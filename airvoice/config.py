@@ -138,6 +138,9 @@ class ServerConfig(BaseSettings):
     """GPUs the vLLM engine splits the model over."""
     max_model_len: int = Field(8192, ge=256)
     """Longest conversation in tokens (vLLM sizes its KV cache and profiling by it)."""
+    kv_cache_gib: float | None = Field(None, gt=0)
+    """vLLM's KV cache in GiB; None: what ``gpu_memory_utilization`` leaves on a GPU, 1 GiB on
+    a CPU. With ``max_model_len`` it sets how many sessions the server takes."""
     gpu_memory_utilization: float = Field(0.85, gt=0, le=0.98)
     """Share of GPU memory vLLM may take; the rest is Kokoro's and the CUDA context's."""
     quantization: Literal["auto", "none", "fp8"] = "auto"
@@ -150,7 +153,10 @@ class ServerConfig(BaseSettings):
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     repetition_penalty: float | None = Field(None, gt=0.0)
     """None takes generation_config.json, else 1.1 as the reference Ultravox pipeline."""
-    max_sessions: int = Field(4, ge=1)
+    max_sessions: int | None = Field(None, ge=1)
+    """Sessions at once, the next refused with 1008. None (or ``auto``): as many as the engine
+    holds: on vLLM, the conversations of ``max_model_len`` tokens its KV cache fits at once;
+    on the torch engine, 4."""
     token: SecretStr | None = None
     dispatch_secret: SecretStr | None = None
     """Secret shared with ``airvoice dispatch``: lets the server accept its signed tokens."""
@@ -190,6 +196,13 @@ class ServerConfig(BaseSettings):
     """Origins whose browser pages may open /ws, beside the server's own (e.g.
     ``https://app.example.com``); ``*`` allows any. Clients that send no Origin (not browsers)
     are not affected."""
+
+    @field_validator("max_sessions", mode="before")
+    @classmethod
+    def _auto_sessions(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            return None
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

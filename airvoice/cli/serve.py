@@ -124,7 +124,9 @@ def serve(
         int | None,
         typer.Option(
             min=1,
-            help="Sessions at once; the next is refused with close code 1008.",
+            help="Sessions at once; the next is refused with close code 1008 [default: as "
+            "many as the engine holds: on vLLM, the conversations of max_model_len tokens its "
+            "KV cache fits at once; 4 on the torch engine].",
             rich_help_panel=_PANEL_SERVER,
         ),
     ] = None,

@@ -26,7 +26,7 @@ from airvoice.server.auth import (
 )
 from airvoice.server.memory import MemoryTrimmer, freeze_startup_objects, limit_malloc_arenas
 from airvoice.server.metrics import ServerMetrics
-from airvoice.server.slots import FULL_CLOSE_CODE, SessionSlots
+from airvoice.server.slots import DEFAULT_SESSIONS, FULL_CLOSE_CODE, SessionSlots, session_limit
 from airvoice.server.web import add_web_client
 from airvoice.session_tokens import SessionTokenChecker
 
@@ -61,13 +61,19 @@ class ServerState:
     request_exit: Callable[[], None] = field(default=lambda: os.kill(os.getpid(), signal.SIGTERM))
 
     def __post_init__(self) -> None:
-        self.slots = SessionSlots(self.config.max_sessions)
+        self.slots = SessionSlots(self.config.max_sessions or DEFAULT_SESSIONS)
         self.replica = (
             self.config.replica_id or os.environ.get("RUNPOD_POD_ID") or secrets.token_hex(6)
         )
         if self.config.dispatch_secret is not None:
             secret = self.config.dispatch_secret.get_secret_value()
             self.session_tokens = SessionTokenChecker(secret, self.replica)
+
+    def fit_sessions_to_engine(self) -> None:
+        """Set the session limit once the engine is up (see ``slots.session_limit``)."""
+        self.slots.limit = session_limit(self.config.max_sessions, engine_health(self.engines))
+        self.slots.notify()
+        log.info("taking up to %d sessions at once", self.slots.limit)
 
     def start_draining(self) -> None:
         """Take no new session; live sessions go on until their clients hang up."""
@@ -97,6 +103,8 @@ def create_app(config: ServerConfig, engines: Any = None) -> FastAPI:
             except Exception as exc:
                 state.load_error = f"{type(exc).__name__}: {exc}"
                 log.error("could not load the models: %s", state.load_error)
+        if state.engines is not None:
+            state.fit_sessions_to_engine()
         freeze_startup_objects()  # later collections walk only what sessions make
         state.trimmer.start()
         watchers = [asyncio.create_task(_exit_when_drained(state))]

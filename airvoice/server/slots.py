@@ -8,9 +8,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from typing import Any
 
 FULL_CLOSE_CODE = 1008
+DEFAULT_SESSIONS = 4
+"""Sessions at once when neither the settings nor the engine set a number (the torch engine)."""
+
+log = logging.getLogger(__name__)
+
+
+def session_limit(configured: int | None, engine_health: dict[str, Any]) -> int:
+    """The server's session limit: the configured one, else what the engine holds at once
+    (vLLM: the conversations of ``max_model_len`` tokens its KV cache fits), else 4.
+
+    A configured limit above the engine's capacity is kept, with a warning: past the capacity
+    a turn may wait for KV memory (vLLM preempts), which every session then hears.
+    """
+    capacity = engine_health.get("session_capacity")
+    if configured is None:
+        return int(capacity) if capacity else DEFAULT_SESSIONS
+    if capacity and configured > capacity:
+        log.warning(
+            "max_sessions %d is more than the %d conversations the %s engine's KV cache holds "
+            "at once (%s tokens); past that a turn may wait for memory. Lower max_sessions, "
+            "lower AIRVOICE_MAX_MODEL_LEN, or leave max_sessions unset to follow the cache.",
+            configured,
+            capacity,
+            engine_health.get("name", "Ultravox"),
+            engine_health.get("kv_cache_tokens"),
+        )
+    return configured
 
 
 class SessionSlots:

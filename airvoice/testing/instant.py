@@ -67,6 +67,8 @@ class InstantUltravox:
             "running": self.pending_replies,
             "waiting": 0,
             "prefix_cache_hit_rate": None,
+            "kv_cache_tokens": None,
+            "session_capacity": None,
         }
 
 

@@ -1,9 +1,10 @@
 """An offline airvoice server in a process of its own (soak benchmark, memory measurements).
 
-``python -m airvoice.testing.serve --port P --root DIR [--max-sessions N] [--log FILE]`` builds
-the tiny Ultravox and the real int8 Kokoro under ``DIR`` (reused when there) and serves them
-with the test token on 127.0.0.1 until SIGTERM. ``offline_server_process`` starts one and
-yields its port.
+``python -m airvoice.testing.serve --port P --root DIR [--set FIELD=VALUE ...]`` builds the
+tiny Ultravox and the real int8 Kokoro under ``DIR`` (reused when there) and serves them with
+the test token on 127.0.0.1 until SIGTERM; ``--set engine=vllm`` serves the tiny Ultravox on
+vLLM (CPU build), sized by the ``max_model_len`` and ``kv_cache_gib`` given.
+``offline_server_process`` starts one and yields its port.
 """
 
 from __future__ import annotations
@@ -80,7 +81,11 @@ def main() -> None:
     config = offline_server_config(port=args.port, **overrides)
     configure_logging(config.log_level, config.token.get_secret_value())
     logging.getLogger(__name__).info("building the offline engines")
-    engines = build_offline_engines(args.root, max_new_tokens=args.max_new_tokens)
+    if config.engine == "vllm":
+        sizing = {"max_model_len": config.max_model_len, "kv_cache_gib": config.kv_cache_gib}
+        engines = build_offline_engines(args.root, args.max_new_tokens, "vllm", **sizing)
+    else:
+        engines = build_offline_engines(args.root, max_new_tokens=args.max_new_tokens)
     server = AirvoiceServer(uvicorn_config(create_app(config, engines), config))
     server.run()
 

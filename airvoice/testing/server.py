@@ -43,11 +43,14 @@ def ws_url(server: Any, token: str | None = TOKEN, **query: Any) -> str:
     return f"ws://127.0.0.1:{bound_port(server)}/ws{suffix}"
 
 
-def build_offline_engines(root: Path, max_new_tokens: int = 10, engine: str = "torch") -> Any:
+def build_offline_engines(
+    root: Path, max_new_tokens: int = 10, engine: str = "torch", **vllm_settings: Any
+) -> Any:
     """``Engines`` with a tiny random Ultravox and the real int8 Kokoro-82M (ONNX).
 
     ``engine="vllm"`` serves the tiny Ultravox (head size 32, which vLLM's CPU attention needs)
-    with the vLLM engine, sized as ``airvoice serve --engine vllm --device cpu`` sizes it.
+    with the vLLM engine, sized as ``airvoice serve --engine vllm --device cpu`` sizes it
+    (``vllm_settings``: ServerConfig fields such as ``max_model_len`` or ``kv_cache_gib``).
     """
     from airvoice.engines.kokoro import KokoroEngine
     from airvoice.engines.ultravox import GenerationSettings, UltravoxEngine
@@ -65,7 +68,9 @@ def build_offline_engines(root: Path, max_new_tokens: int = 10, engine: str = "t
     )
     if engine == "vllm":
         tiny = build_tiny_ultravox(root / "ultravox", head_size=32, strong_audio=True)
-        ultravox: Any = load_vllm_engine(tiny.ultravox_dir, tiny.text_model_dir, settings)
+        ultravox: Any = load_vllm_engine(
+            tiny.ultravox_dir, tiny.text_model_dir, settings, **vllm_settings
+        )
     else:
         tiny = build_tiny_ultravox(root / "ultravox")
         ultravox = UltravoxEngine.load(tiny.ultravox_dir, tiny.text_model_dir, settings=settings)
@@ -73,14 +78,19 @@ def build_offline_engines(root: Path, max_new_tokens: int = 10, engine: str = "t
     return Engines(ultravox, kokoro)
 
 
-def load_vllm_engine(ultravox_dir: Path, text_model_dir: Path, settings: Any) -> Any:
+def load_vllm_engine(ultravox_dir: Path, text_model_dir: Path, settings: Any, **sizing: Any) -> Any:
     """The vLLM engine on the CPU, sized as the server sizes it there (fp32, eager, 32-token
-    blocks): engines loaded this way on the same model share one ``AsyncLLM``."""
+    blocks; ``sizing``: ServerConfig fields): engines loaded this way on the same model and
+    sizing share one ``AsyncLLM``."""
     from airvoice.engines.ultravox.backends.vllm_engine import VllmSizing, VllmUltravoxEngine
     from airvoice.engines.ultravox.loading import check_files, locate_files
 
     config = offline_server_config(
-        engine="vllm", device="cpu", ultravox=str(ultravox_dir), text_model=str(text_model_dir)
+        engine="vllm",
+        device="cpu",
+        ultravox=str(ultravox_dir),
+        text_model=str(text_model_dir),
+        **sizing,
     )
     files = locate_files(ultravox_dir, text_model_dir)
     sizing = VllmSizing.for_device(config, files, check_files(files))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 
 import pytest
 import websockets
 
 from airvoice.engines.ultravox.conversation import UserTurn
 from airvoice.server.app import create_app
-from airvoice.server.run import running_server
+from airvoice.server.run import bound_port, running_server
+from airvoice.server.slots import DEFAULT_SESSIONS, session_limit
 from airvoice.testing.server import TOKEN, ws_url
 from airvoice.testing.server import offline_server_config as server_config
 from airvoice.testing.wire import WireClient
@@ -164,3 +167,27 @@ async def test_typed_text_turn_and_reset(engines):
             await client.send(protocol.rtvi("client-message", {"t": "dance", "d": {}}))
             error = await client.wait_for_rtvi("error-response", timeout=5)
             assert "dance" in error["data"]["error"]
+
+
+def test_the_session_limit_follows_the_engines_capacity_unless_set(caplog):
+    vllm = {"name": "vllm", "kv_cache_tokens": 150_000, "session_capacity": 18}
+    torch = {"name": "torch", "kv_cache_tokens": None, "session_capacity": None}
+    assert session_limit(None, vllm) == 18
+    assert session_limit(None, torch) == DEFAULT_SESSIONS == 4
+    assert session_limit(12, vllm) == 12 and not caplog.records
+    assert session_limit(40, torch) == 40 and not caplog.records  # no capacity to pass
+    # Above the KV capacity the setting is kept, and the log says what that costs and what to do.
+    assert session_limit(40, vllm) == 40
+    (warning,) = caplog.records
+    assert warning.levelname == "WARNING"
+    assert "18 conversations" in warning.message and "Lower max_sessions" in warning.message
+
+
+async def test_a_torch_engine_server_takes_four_sessions_unless_told(engines):
+    config = server_config(max_sessions=None)
+    app = create_app(config, engines)
+    async with running_server(app, config) as server:
+        url = f"http://127.0.0.1:{bound_port(server)}/health"
+        health = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(url).read()))
+    assert health["max_sessions"] == health["free_sessions"] == DEFAULT_SESSIONS
+    assert health["engine"]["session_capacity"] is None

@@ -48,6 +48,11 @@ def test_cpu_sizing_and_config_fields(tmp_path):
     assert sizing.tensor_parallel_size == 2 and sizing.max_model_len == 4096
     assert sizing.quantization is None and sizing.kv_cache_dtype == "auto"
     assert ServerConfig().max_model_len == 8192 and ServerConfig().engine == "auto"
+    # vLLM's CPU default would take half the RAM for the KV cache: 1 GiB unless told.
+    assert sizing.kv_cache_memory_bytes == GB
+    small = ServerConfig(device="cpu", kv_cache_gib=0.25)
+    assert VllmSizing.for_device(small, files, check_files(files)).kv_cache_memory_bytes == GB // 4
+    assert ServerConfig(max_sessions="auto").max_sessions is None
 
 
 def test_model_view_resolves_offline_and_names_no_remote_code(tmp_path):

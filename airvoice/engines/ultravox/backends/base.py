@@ -255,7 +255,10 @@ class EngineBase(ABC):
 
     @abstractmethod
     def health(self) -> dict[str, Any]:
-        """The ``engine`` block of ``/health``."""
+        """The ``engine`` block of ``/health``: ``name``, ``kv_cache_usage`` (0-1),
+        ``running``, ``waiting``, ``prefix_cache_hit_rate``, ``kv_cache_tokens`` and
+        ``session_capacity`` (the conversations the engine holds at once; None: no limit of
+        its own). None where the engine has no such thing."""
 
     @abstractmethod
     def close(self) -> None:

@@ -339,6 +339,8 @@ class UltravoxEngine(EngineBase):
             "running": self.pending_replies,
             "waiting": 0,
             "prefix_cache_hit_rate": None,
+            "kv_cache_tokens": None,
+            "session_capacity": None,
         }
 
     def close(self) -> None:

@@ -50,6 +50,7 @@ from airvoice.engines.ultravox.loading import (
 
 log = logging.getLogger(__name__)
 
+GIB = 1 << 30
 MAX_AUDIO_TURNS = 128
 """Spoken turns one prompt may carry (vLLM's per-prompt limit; older turns are dropped)."""
 
@@ -70,8 +71,9 @@ class VllmSizing:
     max_num_seqs: int = 64
     max_audio_seconds: float = 120.0
     seed: int = 0
-    cpu_kv_cache_gib: int = 1
-    """CPU builds only: the KV cache's size (vLLM's CPU default takes half the RAM)."""
+    kv_cache_memory_bytes: int | None = None
+    """The KV cache's size; None: what ``gpu_memory_utilization`` leaves (GPU only: vLLM's
+    CPU default takes half the RAM, so the CPU sizing sets 1 GiB)."""
     workers_in_process: bool = False
     """Run the model in the engine core's process (no separate worker process to start)."""
 
@@ -86,15 +88,18 @@ class VllmSizing:
 
         device = resolve_device(config.device)
         dtype = str(resolve_dtype(device, config.dtype)).removeprefix("torch.")
+        kv_bytes = None if config.kv_cache_gib is None else int(config.kv_cache_gib * GIB)
         base = cls(
             max_model_len=config.max_model_len,
             gpu_memory_utilization=config.gpu_memory_utilization,
             tensor_parallel_size=config.tensor_parallel_size,
             dtype=dtype,
+            kv_cache_memory_bytes=kv_bytes,
         )
         if device.type != "cuda":
             return replace(
                 base,
+                kv_cache_memory_bytes=kv_bytes or GIB,
                 enforce_eager=True,
                 block_size=32,
                 max_num_batched_tokens=512,
@@ -185,6 +190,20 @@ def _stat_logger_factory(stats: EngineStats) -> Any:
             pass
 
     return _Recorder
+
+
+def kv_capacity(vllm_config: Any, max_num_seqs: int) -> tuple[int, int]:
+    """The tokens vLLM's KV cache holds, and how many conversations of ``max_model_len``
+    tokens fit in it at once (at most ``max_num_seqs``, what one step schedules): vLLM's own
+    "Maximum concurrency" figure, floored (``update_kv_cache_capacity`` in
+    ``vllm/v1/core/kv_cache_utils.py``; the front end gets it in the engine core's handshake).
+    """
+    cache = vllm_config.cache_config
+    tokens = getattr(cache, "kv_cache_size_tokens", None)
+    if tokens is None:  # an engine core that did not report it: whole blocks
+        tokens = int(cache.num_gpu_blocks or 0) * int(cache.block_size)
+    max_len = int(vllm_config.model_config.max_model_len)
+    return int(tokens), max(1, min(max_num_seqs, int(tokens) // max_len))
 
 
 class _LoopThread:
@@ -317,6 +336,9 @@ class VllmRuntime:
             self.loop.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise
+        self.kv_cache_tokens, self.session_capacity = kv_capacity(
+            self.llm.vllm_config, sizing.max_num_seqs
+        )
 
     @classmethod
     def acquire(
@@ -346,7 +368,6 @@ class VllmRuntime:
     async def _start_llm(self) -> Any:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # every file is local, checked already
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.sizing.cpu_kv_cache_gib))
         if self.sizing.workers_in_process:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -365,6 +386,7 @@ class VllmRuntime:
             dtype=s.dtype,
             max_model_len=s.max_model_len,
             gpu_memory_utilization=s.gpu_memory_utilization,
+            kv_cache_memory_bytes=s.kv_cache_memory_bytes,
             tensor_parallel_size=s.tensor_parallel_size,
             quantization=s.quantization,
             kv_cache_dtype=s.kv_cache_dtype,
@@ -537,6 +559,8 @@ class VllmUltravoxEngine(EngineBase):
             "running": s.running,
             "waiting": s.waiting,
             "prefix_cache_hit_rate": s.prefix_cache_hit_rate,
+            "kv_cache_tokens": self.runtime.kv_cache_tokens,
+            "session_capacity": self.runtime.session_capacity,
         }
 
     def close(self) -> None:
