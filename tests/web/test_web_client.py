@@ -10,9 +10,11 @@ from web_helpers import PHONE, TOKEN, server_config, web_rig
 
 from airvoice import protocol
 from airvoice.engines.ultravox.conversation import AssistantTurn
+from airvoice.pipeline import Engines
 from airvoice.server.app import create_app
 from airvoice.server.run import bound_port, running_server
 from airvoice.server.web import STATIC_DIR
+from airvoice.testing.instant import InstantKokoro, InstantUltravox
 
 TURN_TIMEOUT_MS = 45_000
 SITE = "http://127.0.0.1"  # the pages' site, as NetLog names it
@@ -206,7 +208,8 @@ async def test_the_page_codec_matches_the_python_one(engines, tmp_path):
 
 async def test_assets_are_served_from_the_package_only():
     config = server_config()
-    async with running_server(create_app(config, engines=object()), config) as server:
+    engines = Engines(InstantUltravox(), InstantKokoro())  # no model: only the assets count
+    async with running_server(create_app(config, engines), config) as server:
         port = bound_port(server)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base) as http:
