@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import re
-import selectors
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,14 @@ LATENCY = re.compile(
 
 
 class DemoProcess:
-    """A running demo: its output so far, line by line."""
+    """A running demo: its output so far, line by line.
+
+    Threads read stdout and stderr as they come. (Selecting on the pipe and calling
+    ``readline`` lost lines: one read can take in two lines, ``readline`` returns the first,
+    and the second waits in the buffer while ``select`` reports nothing more to read. A CI run
+    waited 400 s that way for a line the demo had printed. Reading stderr only at the end could
+    also fill its pipe and stall the demo.)
+    """
 
     def __init__(self, command: list[str], env: dict[str, str], cwd: Path) -> None:
         self.process = subprocess.Popen(
@@ -28,32 +36,56 @@ class DemoProcess:
             text=True,
         )
         self.lines: list[str] = []
+        self._stdout: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump_stdout, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._stdout.put(line.rstrip("\n"))
+        self._stdout.put(None)  # the demo closed its stdout
+
+    def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.extend(self.process.stderr)
 
     def read_until(self, pattern: str, timeout: float) -> re.Match[str]:
         """Read stdout until a line matches ``pattern``; fail after ``timeout`` seconds."""
-        assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not selector.select(timeout=min(1.0, deadline - time.monotonic())):
-                    continue
-                line = self.process.stdout.readline()
-                if not line:
-                    break  # the demo ended
-                self.lines.append(line.rstrip("\n"))
-                found = re.search(pattern, line)
-                if found:
-                    return found
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._stdout.get(timeout=min(1.0, left))
+            except queue.Empty:
+                continue
+            if line is None:
+                break  # the demo ended
+            self.lines.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
         self.process.kill()
-        _, err = self.process.communicate(timeout=30)
+        _, err = self.finish(timeout=30)
         raise AssertionError(f"no line matching {pattern!r}:\n{self.output}\nstderr:\n{err}")
 
     def finish(self, timeout: float) -> tuple[int, str, str]:
         """Wait for the end: exit code, the whole stdout, stderr."""
-        out, err = self.process.communicate(timeout=timeout)
-        self.lines.extend(out.splitlines())
-        return self.process.returncode, self.output, err
+        code = self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        while True:
+            try:
+                line = self._stdout.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.lines.append(line)
+        return code, self.output, "".join(self._stderr)
 
     @property
     def output(self) -> str:
