@@ -65,18 +65,24 @@ class TurnLatency:
         """One line whose figures add up: whole = turn end + server + buffer, and the server
         part = Ultravox + Kokoro + sending (each rounded to whole milliseconds)."""
         whole = round(self.user_to_speaker_ms)
-        head = f"{whole} ms from your last word to the bot's voice"
         if self.server_ms is None:
-            return head
+            return _head(whole)
         parts = [(name, self.server.get(key)) for key, name in SERVER_PARTS]
         known = [(name, round(value)) for name, value in parts if value is not None]
-        server = sum(v for _, v in known) if len(known) == len(parts) else round(self.server_ms)
+        complete = len(known) == len(parts)
+        server = sum(v for _, v in known) if complete else round(self.server_ms)
         buffer = round(self.buffer_ms or 0.0)
         # Each part is rounded on its own, so their sum can pass the rounded whole by a
-        # millisecond or two; the turn-end part is never below zero (see fit_to_server).
+        # millisecond or two; the turn-end part is never below zero (see fit_to_server), and
+        # the whole shown is the sum of the parts shown.
         turn_end = max(whole - server - buffer, 0)
-        whole = turn_end + server + buffer
-        head = f"{whole} ms from your last word to the bot's voice"
-        inside = " + ".join(f"{name} {v}" for name, v in known) if len(known) == len(parts) else ""
+        inside = " + ".join(f"{name} {v}" for name, v in known) if complete else ""
         server_text = f"server {server}" + (f" ({inside})" if inside else "")
-        return f"{head} = turn end + network {turn_end} + {server_text} + playback buffer {buffer}"
+        return (
+            f"{_head(turn_end + server + buffer)} = turn end + network {turn_end} + "
+            f"{server_text} + playback buffer {buffer}"
+        )
+
+
+def _head(whole_ms: int) -> str:
+    return f"{whole_ms} ms from your last word to the bot's voice"
