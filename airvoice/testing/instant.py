@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from airvoice.engines.ultravox import Conversation, GenerationSettings, ReplyStats
+from airvoice.engines.ultravox.backends.base import health_block
 
 
 class InstantReply:
@@ -61,15 +62,7 @@ class InstantUltravox:
 
     def health(self) -> dict[str, Any]:
         """The ``engine`` block of ``/health``, shaped as the real engines' (no KV cache here)."""
-        return {
-            "name": "instant",
-            "kv_cache_usage": None,
-            "running": self.pending_replies,
-            "waiting": 0,
-            "prefix_cache_hit_rate": None,
-            "kv_cache_tokens": None,
-            "session_capacity": None,
-        }
+        return health_block("instant", self.pending_replies)
 
 
 class _AnyVoice:

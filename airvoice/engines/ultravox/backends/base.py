@@ -137,6 +137,27 @@ def stop_ids(defaults: dict[str, Any], vocab: dict[str, int]) -> frozenset[int]:
     return frozenset(int(i) for i in ids)
 
 
+def health_block(name: str, running: int, **measured: Any) -> dict[str, Any]:
+    """An engine's ``/health`` block, every key present: ``name``, ``kv_cache_usage`` (0-1),
+    ``running``, ``waiting``, ``prefix_cache_hit_rate``, ``kv_cache_tokens`` and
+    ``session_capacity`` (the conversations the engine holds at once; None: no limit of its
+    own). ``measured`` gives the others; None (``waiting``: 0) where the engine has no such
+    thing: only vLLM has a KV pool, a prefix cache and a queue."""
+    block: dict[str, Any] = {
+        "name": name,
+        "kv_cache_usage": None,
+        "running": running,
+        "waiting": 0,
+        "prefix_cache_hit_rate": None,
+        "kv_cache_tokens": None,
+        "session_capacity": None,
+    }
+    unknown = set(measured) - set(block)
+    if unknown:
+        raise KeyError(f"not a /health engine key: {sorted(unknown)}")
+    return block | measured
+
+
 class EngineBase(ABC):
     """The public interface of an Ultravox engine, on a backend's hooks.
 
@@ -255,10 +276,7 @@ class EngineBase(ABC):
 
     @abstractmethod
     def health(self) -> dict[str, Any]:
-        """The ``engine`` block of ``/health``: ``name``, ``kv_cache_usage`` (0-1),
-        ``running``, ``waiting``, ``prefix_cache_hit_rate``, ``kv_cache_tokens`` and
-        ``session_capacity`` (the conversations the engine holds at once; None: no limit of
-        its own). None where the engine has no such thing."""
+        """The ``engine`` block of ``/health`` (see :func:`health_block`)."""
 
     @abstractmethod
     def close(self) -> None:

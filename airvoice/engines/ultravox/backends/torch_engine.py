@@ -17,7 +17,7 @@ import torch
 from transformers import DynamicCache
 
 from airvoice.config import resolve_device, resolve_dtype
-from airvoice.engines.ultravox.backends.base import EngineBase, Reply
+from airvoice.engines.ultravox.backends.base import EngineBase, Reply, health_block
 from airvoice.engines.ultravox.backends.torch_scheduler import RoundRobinScheduler
 from airvoice.engines.ultravox.config import UltravoxConfig
 from airvoice.engines.ultravox.conversation import (
@@ -332,16 +332,8 @@ class UltravoxEngine(EngineBase):
 
     def health(self) -> dict[str, Any]:
         """The ``engine`` block of ``/health``: replies in progress (this engine keeps no shared
-        KV pool or prefix cache, hence ``None``)."""
-        return {
-            "name": self.name,
-            "kv_cache_usage": None,
-            "running": self.pending_replies,
-            "waiting": 0,
-            "prefix_cache_hit_rate": None,
-            "kv_cache_tokens": None,
-            "session_capacity": None,
-        }
+        KV pool or prefix cache and sets no session limit of its own)."""
+        return health_block(self.name, self.pending_replies)
 
     def close(self) -> None:
         """Stop the worker thread and forget this engine in the per-process cache."""

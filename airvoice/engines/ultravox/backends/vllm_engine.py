@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from airvoice.config import ServerConfig, use_fp8
-from airvoice.engines.ultravox.backends.base import EngineBase, Reply
+from airvoice.engines.ultravox.backends.base import EngineBase, Reply, health_block
 from airvoice.engines.ultravox.backends.vllm_plugin import ARCHITECTURE, register
 from airvoice.engines.ultravox.chat_template import AUDIO_PLACEHOLDER
 from airvoice.engines.ultravox.config import SAMPLE_RATE, UltravoxConfig
@@ -553,15 +553,15 @@ class VllmUltravoxEngine(EngineBase):
     def health(self) -> dict[str, Any]:
         """The ``engine`` block of ``/health``."""
         s = self.engine_stats
-        return {
-            "name": self.name,
-            "kv_cache_usage": s.kv_cache_usage,
-            "running": s.running,
-            "waiting": s.waiting,
-            "prefix_cache_hit_rate": s.prefix_cache_hit_rate,
-            "kv_cache_tokens": self.runtime.kv_cache_tokens,
-            "session_capacity": self.runtime.session_capacity,
-        }
+        return health_block(
+            self.name,
+            s.running,
+            waiting=s.waiting,
+            kv_cache_usage=s.kv_cache_usage,
+            prefix_cache_hit_rate=s.prefix_cache_hit_rate,
+            kv_cache_tokens=self.runtime.kv_cache_tokens,
+            session_capacity=self.runtime.session_capacity,
+        )
 
     def close(self) -> None:
         """Forget this engine; vLLM shuts down when no engine of the process uses it."""
