@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
 
+import httpx
 import pytest
 import websockets
 
@@ -187,7 +186,7 @@ async def test_a_torch_engine_server_takes_four_sessions_unless_told(engines):
     config = server_config(max_sessions=None)
     app = create_app(config, engines)
     async with running_server(app, config) as server:
-        url = f"http://127.0.0.1:{bound_port(server)}/health"
-        health = json.loads(await asyncio.to_thread(lambda: urllib.request.urlopen(url).read()))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound_port(server)}") as http:
+            health = (await http.get("/health")).json()
     assert health["max_sessions"] == health["free_sessions"] == DEFAULT_SESSIONS
     assert health["engine"]["session_capacity"] is None
